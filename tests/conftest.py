@@ -1,0 +1,25 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# ../shared beside the checkout holds POP909; a fresh clone has none and those tests skip
+SHARED = Path(os.environ.get("STRIPE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+POP909 = SHARED / "pop909"
+POP909_STRUCTURE = SHARED / "pop909-structure"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+
+
+@pytest.fixture
+def pop909_dir() -> Path:
+    if not (POP909 / "split.json").exists():
+        pytest.skip("../shared/pop909 not present")
+    return POP909
+
+
+@pytest.fixture
+def pop909_structure_dir() -> Path:
+    if not POP909_STRUCTURE.exists():
+        pytest.skip("../shared/pop909-structure not present")
+    return POP909_STRUCTURE
