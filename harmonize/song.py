@@ -118,6 +118,8 @@ class Song:
     key: Key | None = None  # annotated or given by the user; None when unknown
     tempo_bpm: float = 120.0  # first tempo, for display
     melody_track: str = ""  # which source track the melody came from, for display
+    # the file's other pitched tracks (label -> notes), kept for reading a chord track; not the accompaniment
+    others: dict[str, list[Note]] = field(default_factory=dict)
 
     @property
     def n_steps(self) -> int:

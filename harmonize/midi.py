@@ -1,0 +1,540 @@
+"""MIDI at the edges: read a user's file into a ``Song``, write the harmonized result.
+
+Reading (``read_song``):
+- the beat grid comes from the file's own tempo map and time signatures, in ticks: step k sits at tick
+  ``k * resolution / 4`` and is mapped to seconds through the tempo map, so tempo changes are exact;
+- bars follow the time-signature changes (a bar of ``num/den`` spans ``num * 16 / den`` 16th steps).
+  A change that does not fall on a bar line starts a new bar there (the bar before it is left short).
+  No time signature means 4/4 (the MIDI default). An unmarked pickup is not guessed: bar 1 starts at
+  tick 0, as the file says;
+- beats: one per denominator unit, except compound meters (6/8, 9/8, 12/8) that use dotted quarters;
+- the melody is a track named like a melody (MELODY, lead, vocal, voice, solo), else the most
+  melody-like pitched track (``melody_score``), else the one the user names; a polyphonic melody is
+  reduced to its top line. A track named BRIDGE becomes ``Song.bridge``; other pitched tracks are kept in
+  ``Song.others`` (a chord track there is read by ``structure.label_song``).
+
+Writing (``write_harmonized``) appends tracks with mido to the original file, so every original track
+keeps its exact bytes (notes, channels, programs, tempo map, meter, sysex): the melody is never altered.
+pretty_midi (for reading and the tempo map) and mido are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .chords import PITCH_NAMES, Chord
+from .errors import StripeError
+from .song import STEPS_PER_QUARTER, ChordSpan, Grid, Note, Song
+
+MAX_BYTES = 20 * 1024 * 1024  # a 20 MB MIDI file is far beyond any song; refuse before parsing
+MAX_NOTES = 100_000  # POP909 songs hold 2k-6k notes
+MAX_TRACKS = 1024  # hundreds of tracks read fine (tested); more is a broken or generated file
+MIN_BPM, MAX_BPM = 5.0, 1000.0  # outside this the file's timing is corrupt, not musical
+
+_MELODY_NAME = re.compile(r"melod|lead|vocal|voice|vox|solo|sing", re.IGNORECASE)
+_BRIDGE_NAME = re.compile(r"^\s*bridge\s*$", re.IGNORECASE)
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def _load_pretty_midi(path: Path, max_bytes: int):
+    """Checks on the path, then parse; every failure is a one-line StripeError naming the file."""
+    import pretty_midi
+
+    if not path.exists():
+        raise StripeError("no such file", path)
+    if path.is_dir():
+        raise StripeError("is a folder, not a MIDI file", path)
+    size = path.stat().st_size
+    if size == 0:
+        raise StripeError("empty file (0 bytes), not a MIDI file", path)
+    if size > max_bytes:
+        raise StripeError(f"file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit", path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pretty_midi warns about odd but readable files
+            return pretty_midi.PrettyMIDI(str(path))
+    except (OSError, MemoryError) as exc:
+        raise StripeError(f"cannot read file: {exc}", path) from exc
+    except Exception as exc:  # mido/pretty_midi raise many types on garbage
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StripeError(f"not a readable MIDI file ({detail})", path) from exc
+
+
+def _has_zero_length_notes_only(path: Path) -> bool:
+    """pretty_midi silently drops notes whose on and off share a tick; tell that case apart."""
+    import mido
+
+    try:
+        mid = mido.MidiFile(str(path))
+    except Exception:
+        return False
+    return any(m.type == "note_on" and m.velocity > 0 for track in mid.tracks for m in track)
+
+
+def _ticks_to_seconds(pm, ticks: np.ndarray) -> np.ndarray:
+    """Seconds of (possibly fractional) ticks through the tempo map; exact, as tempo is constant per tick."""
+    lo = np.floor(ticks).astype(np.int64)
+    cache: dict[int, float] = {}
+
+    def at(t: int) -> float:
+        if t not in cache:
+            cache[t] = float(pm.tick_to_time(int(t)))
+        return cache[t]
+
+    out = np.empty(len(ticks), dtype=np.float64)
+    for i, (x, f) in enumerate(zip(ticks, lo)):
+        frac = x - f
+        out[i] = at(f) if frac == 0 else at(f) + frac * (at(f + 1) - at(f))
+    return out
+
+
+def _beat_length(num: int, den: int) -> int:
+    """Steps per beat: the denominator unit, or a dotted quarter in compound meters (6/8, 9/8, 12/8)."""
+    if den == 8 and num % 3 == 0 and num > 3:
+        return 6
+    return max(1, 16 // den) if den <= 16 else 1
+
+
+def _bar_layout(changes: list[tuple[int, int, int]], end_step: int):
+    """Bars and beats from ``(step, num, den)`` meter changes, covering at least ``end_step`` steps."""
+    bar_starts: list[int] = []
+    beat_starts: list[int] = []
+    used: list[tuple[int, int, int]] = []
+    pos = 0
+    for i, (step, num, den) in enumerate(changes):
+        if step >= max(end_step, 1) and i > 0:
+            break  # meter changes after the music ends are irrelevant
+        seg_end = changes[i + 1][0] if i + 1 < len(changes) else math.inf
+        bar_len = max(1, round(num * 16 / den))
+        beat_len = _beat_length(num, den)
+        used.append((step, num, den))
+        pos = step
+        while pos < seg_end and pos < end_step:
+            bar_starts.append(pos)
+            bar_end = min(pos + bar_len, seg_end)  # a change off the bar line cuts this bar short
+            beat_starts.extend(range(pos, bar_end, beat_len))
+            pos = bar_end
+    return bar_starts, beat_starts, used, pos
+
+
+def _meter_changes(pm) -> list[tuple[int, int, int]]:
+    """``(step, num, den)`` time-signature changes, starting with the MIDI default 4/4 at step 0."""
+    res = pm.resolution
+    changes = {0: (4, 4)}
+    for ts in sorted(pm.time_signature_changes, key=lambda t: t.time):
+        if ts.numerator <= 0 or ts.denominator <= 0:
+            continue
+        step = round(pm.time_to_tick(ts.time) * STEPS_PER_QUARTER / res)
+        changes[step] = (int(ts.numerator), int(ts.denominator))
+    return [(s, n, d) for s, (n, d) in sorted(changes.items())]
+
+
+def build_grid(pm, end_tick: int) -> Grid:
+    """The file's own 16th-note grid up to ``end_tick`` (rounded up to a bar end)."""
+    res = pm.resolution
+    end_step = max(1, math.ceil(end_tick * STEPS_PER_QUARTER / res))
+    bar_starts, beat_starts, used, n_steps = _bar_layout(_meter_changes(pm), end_step)
+    ticks = np.arange(n_steps + 1, dtype=np.float64) * res / STEPS_PER_QUARTER
+    step_times = _ticks_to_seconds(pm, ticks)
+    return Grid(step_times, bar_starts, beat_starts, used)
+
+
+def _quantize(notes, grid: Grid) -> list[Note]:
+    """pretty_midi notes (seconds) -> grid notes; a note that shrinks to nothing keeps one step."""
+    if not notes:
+        return []
+    starts = grid.time_to_step([n.start for n in notes])
+    ends = grid.time_to_step([n.end for n in notes])
+    out = []
+    last = grid.n_steps
+    for n, s, e in zip(notes, starts, ends):
+        s = int(min(s, last - 1))
+        e = int(max(e, s + 1))
+        out.append(Note(s, e, int(n.pitch), int(n.velocity)))
+    out.sort(key=lambda x: (x.start, -x.pitch))
+    return out
+
+
+def skyline(notes: list[Note]) -> list[Note]:
+    """Top line of a polyphonic part: highest note at each onset; a lower note that starts under a
+    sounding higher one is dropped; a note still sounding when the next melody note starts is cut."""
+    out: list[Note] = []
+    for n in sorted(notes, key=lambda x: (x.start, -x.pitch)):
+        if out and n.start == out[-1].start:
+            continue  # same onset, lower pitch
+        if out and n.start < out[-1].end:
+            if n.pitch < out[-1].pitch:
+                continue
+            out[-1] = replace(out[-1], end=n.start)
+        out.append(n)
+    return out
+
+
+def melody_score(notes: list[Note]) -> float:
+    """How melody-like a part is: mostly monophonic (weight 3), high (+1 per octave above C4), busy."""
+    if not notes:
+        return -math.inf
+    ordered = sorted(notes, key=lambda x: (x.start, x.end))
+    overlapped, max_end = 0, -1
+    for n in ordered:
+        if n.start < max_end - 1:  # one step of legato overlap still counts as monophonic
+            overlapped += 1
+        max_end = max(max_end, n.end)
+    mono = 1.0 - overlapped / len(notes)
+    mean_pitch = float(np.mean([n.pitch for n in notes]))
+    return 3.0 * mono + (mean_pitch - 60.0) / 12.0 + 0.5 * math.log10(len(notes))
+
+
+def _track_labels(instruments) -> list[str]:
+    """Display names, unique: the track name, or ``track N`` (N = index in the file's instrument list)."""
+    labels = []
+    seen: set[str] = set()
+    for i, inst in enumerate(instruments):
+        label = inst.name.strip() or f"track {i}"
+        if label in seen:
+            label = f"{label} #{i}"
+        seen.add(label)
+        labels.append(label)
+    return labels
+
+
+def describe_tracks(instruments) -> str:
+    """One line listing the tracks, for error messages."""
+    labels = _track_labels(instruments)
+    parts = []
+    for i, (inst, label) in enumerate(zip(instruments, labels)):
+        kind = "drums" if inst.is_drum else f"{len(inst.notes)} notes"
+        parts.append(f"{i}: {label!r} ({kind})")
+    return "; ".join(parts) if parts else "none"
+
+
+def _choose_melody(instruments, labels, quantized, melody_track, path) -> int:
+    """Index of the melody instrument (see module docstring for the rule)."""
+    if melody_track is not None:
+        index = None
+        text = str(melody_track).strip()
+        if isinstance(melody_track, int) or text.lstrip("-").isdigit():
+            index = int(text)
+            if not 0 <= index < len(instruments):
+                index = None
+        else:
+            lowered = text.lower()
+            for i, (inst, label) in enumerate(zip(instruments, labels)):
+                if lowered in (label.lower(), inst.name.strip().lower()):
+                    index = i
+                    break
+        if index is None:
+            raise StripeError(
+                f"no track {melody_track!r}; tracks are: {describe_tracks(instruments)}", path
+            )
+        if instruments[index].is_drum:
+            raise StripeError(f"track {melody_track!r} is a drum track, not a melody", path)
+        if not quantized[index]:
+            raise StripeError(f"track {melody_track!r} has no notes", path)
+        return index
+    pitched = [i for i, inst in enumerate(instruments) if not inst.is_drum and quantized[i]]
+    named = [i for i in pitched if _MELODY_NAME.search(instruments[i].name)]
+    pool = named or [i for i in pitched if not _BRIDGE_NAME.match(instruments[i].name)] or pitched
+    return max(pool, key=lambda i: (melody_score(quantized[i]), -i))
+
+
+def read_song(
+    path: str | Path,
+    melody_track: str | int | None = None,
+    max_bytes: int = MAX_BYTES,
+    max_notes: int = MAX_NOTES,
+    max_tracks: int = MAX_TRACKS,
+) -> Song:
+    """Read a type 0 or type 1 MIDI file into a ``Song`` on the file's own 16th-note grid.
+
+    ``melody_track`` (a track name, case-insensitive, or an index in the file's instrument list)
+    overrides the automatic choice. Any problem with the file raises ``StripeError(message, path)``.
+    """
+    path = Path(path)
+    pm = _load_pretty_midi(path, max_bytes)
+    instruments = pm.instruments
+    if len(instruments) > max_tracks:
+        raise StripeError(f"{len(instruments)} tracks, over the limit of {max_tracks}", path)
+    n_notes = sum(len(inst.notes) for inst in instruments)
+    if n_notes > max_notes:
+        raise StripeError(f"{n_notes} notes, over the limit of {max_notes}", path)
+    if n_notes == 0:
+        if _has_zero_length_notes_only(path):
+            raise StripeError("every note has zero length (note-on and note-off at the same tick)", path)
+        raise StripeError("MIDI file has no notes", path)
+    if all(inst.is_drum for inst in instruments if inst.notes):
+        raise StripeError("only drum tracks, no melody to harmonize", path)
+
+    end_time = max(n.end for inst in instruments for n in inst.notes)
+    times, tempi = pm.get_tempo_changes()
+    for t, bpm in zip(times, tempi):
+        if t <= end_time and not MIN_BPM <= bpm <= MAX_BPM:
+            raise StripeError(
+                f"tempo {bpm:.6g} bpm at {t:.2f} s is outside {MIN_BPM:g}-{MAX_BPM:g} bpm "
+                "(the file's timing looks corrupt)",
+                path,
+            )
+    end_tick = pm.time_to_tick(end_time) + 1  # +1: a note ending on the last tick still gets a step
+    grid = build_grid(pm, end_tick)
+
+    labels = _track_labels(instruments)
+    quantized = [[] if inst.is_drum else _quantize([n for n in inst.notes if n.end > n.start], grid)
+                 for inst in instruments]
+    melody_index = _choose_melody(instruments, labels, quantized, melody_track, path)
+    bridge: list[Note] = []
+    others: dict[str, list[Note]] = {}
+    for i, inst in enumerate(instruments):
+        if i == melody_index or inst.is_drum or not quantized[i]:
+            continue
+        if not bridge and _BRIDGE_NAME.match(inst.name):
+            bridge = quantized[i]
+        else:
+            others[labels[i]] = quantized[i]
+    return Song(
+        name=path.stem,
+        grid=grid,
+        melody=skyline(quantized[melody_index]),
+        bridge=bridge,
+        chords=None,
+        key=None,
+        tempo_bpm=float(tempi[0]) if len(tempi) else 120.0,
+        melody_track=labels[melody_index],
+        others=others,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+def _check_output(source: Path | None, out: Path, force: bool) -> None:
+    if not out.parent.exists():
+        raise StripeError(f"output folder {str(out.parent)!r} does not exist", out)
+    if out.is_dir():
+        raise StripeError("is a folder; give a file name for the output", out)
+    if source is not None and out.exists() and out.resolve() == source.resolve() and not force:
+        raise StripeError("refusing to overwrite the input file (use --force)", out)
+    if out.exists() and not force:
+        raise StripeError("already exists (use --force to overwrite)", out)
+
+
+def _atomic_write(out: Path, write) -> None:
+    """``write(tmp_path)`` into the output folder, then rename over ``out`` (no half-written files)."""
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp" + out.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def voice_chord(chord: Chord, ceiling: int) -> list[int]:
+    """Block-chord pitches strictly below ``ceiling`` (the lowest melody pitch around the chord).
+
+    Chord tones in close position in the octave below ``min(ceiling, 72)``, plus the bass (root, or the
+    slash bass) in octave 3 (MIDI 48-59), dropped an octave if it would not sit under the chord tones.
+    """
+    if chord.is_none:
+        return []
+    top = min(ceiling, 72)
+    tones = sorted(top - 1 - ((top - 1 - pc) % 12) for pc in chord.pitch_classes)
+    bass_pc = chord.root if chord.bass is None else chord.bass
+    bass = 48 + bass_pc
+    while bass >= tones[0] and bass - 12 >= 0:
+        bass -= 12
+    return [p for p in [bass, *tones] if 0 <= p < ceiling]
+
+
+def _free_channels(mid) -> list[int]:
+    used = {m.channel for track in mid.tracks for m in track if hasattr(m, "channel")}
+    return [c for c in range(16) if c != 9 and c not in used]
+
+
+def _events_to_track(mido, name: str, events: list[tuple[int, int, object]]):
+    """Absolute-tick ``(tick, order, message)`` events -> a mido track with delta times."""
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("track_name", name=name, time=0))
+    now = 0
+    for tick, _order, msg in sorted(events, key=lambda e: (e[0], e[1])):
+        track.append(msg.copy(time=int(tick - now)))
+        now = tick
+    return track
+
+
+def write_harmonized(
+    source_path: str | Path,
+    out_path: str | Path,
+    chords: list[ChordSpan],
+    grid: Grid,
+    accompaniment: list[Note] | None = None,
+    force: bool = False,
+    chord_velocity: int = 60,
+    chord_program: int = 0,
+    accompaniment_program: int = 0,
+    melody: list[Note] | None = None,
+) -> Path:
+    """Copy the source MIDI, untouched, plus a ``Chords`` track and an optional ``Accompaniment`` track.
+
+    Chord symbols are written as marker meta events in the Chords track. Steps are converted to the
+    source's ticks through ``grid.step_to_time`` and the source tempo map. ``melody`` (for voicing the
+    chords under it) defaults to the melody ``read_song`` finds in the source. Writes atomically; refuses
+    to overwrite an existing file (or the input) unless ``force``.
+    """
+    import mido
+    import pretty_midi
+
+    source, out = Path(source_path), Path(out_path)
+    _check_output(source, out, force)
+    if melody is None:
+        melody = read_song(source).melody
+    try:
+        mid = mido.MidiFile(str(source))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pm = pretty_midi.PrettyMIDI(str(source))
+    except Exception as exc:
+        raise StripeError(f"not a readable MIDI file ({exc})", source) from exc
+
+    def to_tick(steps) -> np.ndarray:
+        seconds = grid.step_to_time(np.asarray(steps, dtype=np.float64))
+        return np.array([pm.time_to_tick(float(s)) for s in np.atleast_1d(seconds)], dtype=np.int64)
+
+    channels = _free_channels(mid)
+    need = 1 + (accompaniment is not None)
+    if len(channels) < need:
+        raise StripeError("every MIDI channel is in use; no channel left for the added tracks", source)
+    if mid.type == 0:
+        mid.type = 1  # the single track keeps the tempo map; new tracks follow it
+    elif mid.type == 2:
+        raise StripeError("type 2 MIDI files (independent sequences) are not supported", source)
+
+    # ---- chords: block chords under the melody, symbols as markers
+    ch = channels[0]
+    events: list[tuple[int, int, object]] = [(0, 0, mido.Message("program_change", channel=ch,
+                                                                   program=chord_program))]
+    low_all = min((n.pitch for n in melody), default=72)
+    for span in chords:
+        if span.end <= span.start:
+            continue
+        start, end = to_tick([span.start, span.end])
+        events.append((int(start), 1, mido.MetaMessage("marker", text=chord_symbol(span.chord))))
+        if span.chord.is_none or end <= start:
+            continue
+        around = [n.pitch for n in melody if n.start < span.end and n.end > span.start]
+        for p in voice_chord(span.chord, min(around) if around else low_all):
+            events.append((int(start), 3, mido.Message("note_on", channel=ch, note=p, velocity=chord_velocity)))
+            events.append((int(end), 2, mido.Message("note_off", channel=ch, note=p, velocity=0)))
+    mid.tracks.append(_events_to_track(mido, "Chords", events))
+
+    # ---- accompaniment
+    if accompaniment is not None:
+        ch = channels[1]
+        events = [(0, 0, mido.Message("program_change", channel=ch, program=accompaniment_program))]
+        if accompaniment:
+            ticks = to_tick([x for n in accompaniment for x in (n.start, n.end)]).reshape(-1, 2)
+            for n, (start, end) in zip(accompaniment, ticks):
+                if end <= start:
+                    end = start + 1
+                vel = int(min(127, max(1, n.velocity)))
+                events.append((int(start), 3, mido.Message("note_on", channel=ch, note=n.pitch, velocity=vel)))
+                events.append((int(end), 2, mido.Message("note_off", channel=ch, note=n.pitch, velocity=0)))
+        mid.tracks.append(_events_to_track(mido, "Accompaniment", events))
+
+    _atomic_write(out, lambda tmp: mid.save(tmp))
+    return out
+
+
+def chord_symbol(chord: Chord) -> str:
+    """Lead-sheet text for markers and lead sheets: ``Am7``, ``F#``, ``C/E``, ``N.C.``."""
+    if chord.is_none:
+        return "N.C."
+    suffix = {
+        "maj": "", "min": "m", "7": "7", "maj7": "maj7", "min7": "m7", "dim": "dim", "aug": "aug",
+        "sus2": "sus2", "sus4": "sus4", "maj6": "6", "min6": "m6", "hdim7": "m7b5", "dim7": "dim7",
+        "minmaj7": "mmaj7", "sus4(b7)": "7sus4", "9": "9", "maj9": "maj9", "min9": "m9",
+    }.get(chord.quality, chord.quality)
+    text = PITCH_NAMES[chord.root] + suffix
+    if chord.bass is not None and chord.bass != chord.root:
+        text += "/" + PITCH_NAMES[chord.bass]
+    return text
+
+
+# music21 chord kinds for our qualities (MusicXML <kind> values)
+_M21_KIND = {
+    "maj": "major", "min": "minor", "7": "dominant-seventh", "maj7": "major-seventh",
+    "min7": "minor-seventh", "dim": "diminished", "aug": "augmented", "sus2": "suspended-second",
+    "sus4": "suspended-fourth", "maj6": "major-sixth", "min6": "minor-sixth",
+    "hdim7": "half-diminished-seventh", "dim7": "diminished-seventh", "minmaj7": "minor-major-seventh",
+    "sus4(b7)": "suspended-fourth", "9": "dominant-ninth", "maj9": "major-ninth", "min9": "minor-ninth",
+}
+
+
+def _m21_name(pc: int) -> str:
+    return PITCH_NAMES[pc].replace("b", "-")  # music21 spells flats with '-'
+
+
+def write_musicxml(song: Song, chords: list[ChordSpan] | None, out_path: str | Path, force: bool = False) -> Path:
+    """A lead sheet (melody + chord symbols) as MusicXML, via music21 (imported here: it is slow)."""
+    from music21 import harmony, meter, note, stream
+
+    out = Path(out_path)
+    _check_output(None, out, force)
+    q = 1.0 / STEPS_PER_QUARTER
+    part = stream.Part()
+    grid = song.grid
+    # one time signature per bar whose length differs from the previous one (meter changes, short bars)
+    prev = None
+    for b, start in enumerate(grid.bar_starts):
+        end = grid.bar_starts[b + 1] if b + 1 < len(grid.bar_starts) else grid.n_steps
+        length = end - start
+        nominal = _nominal_meter(grid, start)
+        ts = nominal if round(nominal[0] * 16 / nominal[1]) == length else _meter_for_length(length)
+        if ts != prev:
+            part.insert(start * q, meter.TimeSignature(f"{ts[0]}/{ts[1]}"))
+            prev = ts
+    for n in song.melody:
+        m21 = note.Note(n.pitch)
+        m21.duration.quarterLength = (n.end - n.start) * q
+        part.insert(n.start * q, m21)
+    for span in chords or ():
+        if span.chord.is_none:
+            sym = harmony.NoChord()
+        else:
+            sym = harmony.ChordSymbol(root=_m21_name(span.chord.root), kind=_M21_KIND[span.chord.quality])
+            if span.chord.bass is not None and span.chord.bass != span.chord.root:
+                sym.bass(_m21_name(span.chord.bass))
+        part.insert(span.start * q, sym)
+    score = stream.Score()
+    score.insert(0, part)
+    score.makeNotation(inPlace=True)
+    _atomic_write(out, lambda tmp: score.write("musicxml", fp=tmp))
+    return out
+
+
+def _nominal_meter(grid: Grid, step: int) -> tuple[int, int]:
+    current = (4, 4)
+    for s, num, den in grid.time_signatures:
+        if s <= step:
+            current = (num, den)
+    return current
+
+
+def _meter_for_length(steps: int) -> tuple[int, int]:
+    """A time signature for a bar of ``steps`` 16ths (short bars left by off-bar meter changes)."""
+    if steps % 4 == 0:
+        return steps // 4, 4
+    if steps % 2 == 0:
+        return steps // 2, 8
+    return steps, 16

@@ -1,0 +1,94 @@
+"""Save and load a model as ``config.json`` + ``model.safetensors`` (no pickle, strict loading).
+
+Every failure to load (missing files, bad JSON, unknown config keys, corrupt weights, shape mismatch)
+becomes a one-line ``StripeError(message, path)``, which the CLI prints without a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from harmonize.errors import StripeError
+
+from .transformer import ModelConfig, StructureTransformer
+
+MODEL_TYPE = "StructureTransformer"
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through ``write(tmp_path)`` into a temp file beside ``path``, then os.replace it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: StructureTransformer, folder: Path, extra: dict | None = None) -> None:
+    """Write ``folder/config.json`` (config, model_type, ``meta``) and ``folder/model.safetensors``.
+
+    Buffers (e.g. FAVOR+ projections) are saved too, so a loaded model gives identical outputs.
+    """
+    from safetensors.torch import save_model as st_save_model
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = dataclasses.asdict(model.config) | {"model_type": MODEL_TYPE, "meta": extra or {}}
+    text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+    # weights first: a config.json next to stale weights is worse than the reverse
+    _atomic_write(folder / WEIGHTS_FILE, lambda tmp: st_save_model(model, tmp))
+    _atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
+
+
+def read_config(folder: Path) -> tuple[ModelConfig, dict]:
+    """Parse and validate ``folder/config.json`` -> (ModelConfig, meta)."""
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise StripeError("model config not found (expected config.json in the model folder)", path)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StripeError(f"unreadable model config: {e}", path) from None
+    if not isinstance(raw, dict):
+        raise StripeError("model config must be a JSON object", path)
+    if raw.pop("model_type", MODEL_TYPE) != MODEL_TYPE:
+        raise StripeError(f"not a {MODEL_TYPE} checkpoint", path)
+    meta = raw.pop("meta", {})
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise StripeError(f"unknown config keys: {', '.join(unknown)}", path)
+    try:
+        return ModelConfig(**raw), meta
+    except (TypeError, ValueError) as e:
+        raise StripeError(f"invalid model config: {e}", path) from None
+
+
+def load_model(folder: Path, device: str | torch.device = "cpu") -> StructureTransformer:
+    """Rebuild the model from ``folder`` and load its weights strictly; returns it in eval mode."""
+    from safetensors.torch import load_model as st_load_model
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StripeError("model folder not found", folder)
+    config, _ = read_config(folder)
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise StripeError("model weights not found (expected model.safetensors in the model folder)", weights)
+    model = StructureTransformer(config)
+    try:
+        missing, unexpected = st_load_model(model, weights, strict=True, device=str(device))
+    except Exception as e:  # safetensors raises its own error types; keep the first line only
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StripeError(f"cannot load model weights: {first}", weights) from None
+    return model.to(device).eval()

@@ -1,0 +1,157 @@
+"""The harmonizer as a library: ``Harmonizer.load(...)`` then ``harmonizer(song, options)``.
+
+Song -> structure labels -> tensors -> chord stage -> chords -> (BIN context) -> accompaniment stage
+-> notes. The CLI only adds file handling around this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .chords import N_CLASSES
+from .decode import decode_chords, density_probs, roll_to_notes
+from .errors import StripeError
+from .hub import HarmonizerSpec, StageSpec
+from .song import ChordSpan, Key, Note, Song
+
+
+@dataclass
+class HarmonizeOptions:
+    key: Key | None = None  # None: estimate from the melody
+    chords: list[ChordSpan] | None = None  # the user's chords: arrange only
+    temperature: float = 0.0  # 0 = most likely chords; > 0 samples
+    seed: int = 0
+    density: float = 1.0  # accompaniment note odds multiplier
+    accompaniment: bool = True
+
+
+@dataclass
+class HarmonizeResult:
+    chords: list[ChordSpan]
+    accompaniment: list[Note] | None
+    key: Key
+    key_source: str
+    chord_source: str
+    timings: dict = field(default_factory=dict)
+
+
+@dataclass
+class LoadedStage:
+    model: torch.nn.Module
+    meta: dict
+
+    @property
+    def context(self) -> str:
+        return self.meta.get("context", "none")
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(self.meta.get("inputs", ("melody", "bridge")))
+
+
+def _load_stage(spec: StageSpec | None, device: torch.device) -> LoadedStage | None:
+    if spec is None:
+        return None
+    from .model.checkpoint import load_model
+
+    model = load_model(spec.folder, device=str(device))
+    model.eval()
+    return LoadedStage(model, spec.meta)
+
+
+class Harmonizer:
+    """Both stages, loaded once, ready to harmonize any number of songs."""
+
+    def __init__(self, chord: LoadedStage, accompaniment: LoadedStage | None, decoding: dict, source: str,
+                 device: torch.device):
+        self.chord, self.accompaniment = chord, accompaniment
+        self.decoding, self.source, self.device = decoding, source, device
+        if chord.model.config.n_out != N_CLASSES:
+            raise StripeError(f"chord model has {chord.model.config.n_out} outputs, expected {N_CLASSES}",
+                              source)
+
+    @classmethod
+    def load(cls, model: str | None = None, device: str = "cpu") -> Harmonizer:
+        from .hub import resolve
+        from .train import resolve_device
+
+        spec: HarmonizerSpec = resolve(model)
+        dev = resolve_device(device)
+        return cls(_load_stage(spec.chord, dev), _load_stage(spec.accompaniment, dev), spec.decoding,
+                   spec.source, dev)
+
+    # the two stages ----------------------------------------------------------------------------------
+
+    def _features(self, enc, stage: LoadedStage, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from .dataset import window_features
+
+        x, pos = window_features(enc, lo, hi, context=stage.context, inputs=stage.inputs)
+        return x[None].to(self.device), pos[None].to(self.device)
+
+    @torch.inference_mode()
+    def chord_log_probs(self, enc, n_steps: int, bar_starts: list[int]) -> np.ndarray:
+        """Per-step chord log-probabilities, from overlapping windows of the training length."""
+        bars = int(self.chord.meta.get("bars", self.decoding["chord_window_bars"]))
+        total = np.zeros((n_steps, N_CLASSES))
+        weight = np.zeros((n_steps, 1))
+        starts = bar_starts[:: max(1, bars // 2)] or [0]
+        bounds = list(bar_starts) + [n_steps]
+        for s in starts:
+            i = bar_starts.index(s)
+            lo, hi = s, bounds[min(i + bars, len(bounds) - 1)]
+            x, pos = self._features(enc, self.chord, lo, hi)
+            logp = torch.log_softmax(self.chord.model(x, pos)[0].float(), -1).cpu().numpy()
+            # windows overlap by half: weight the middle of each window most (a triangle)
+            w = np.minimum(np.arange(1, hi - lo + 1), np.arange(hi - lo, 0, -1)).astype(float)[:, None]
+            total[lo:hi] += logp * w
+            weight[lo:hi] += w
+            if hi >= n_steps:
+                break
+        return total / np.maximum(weight, 1e-9)
+
+    @torch.inference_mode()
+    def accompaniment_logits(self, enc, lo: int, hi: int) -> np.ndarray:
+        """Piano-roll logits for steps ``lo:hi`` in one pass (a whole song: the model is length-agnostic)."""
+        x, pos = self._features(enc, self.accompaniment, lo, hi)
+        return self.accompaniment.model(x, pos)[0].float().cpu().numpy()
+
+    def __call__(self, song: Song, options: HarmonizeOptions | None = None) -> HarmonizeResult:
+        import time
+
+        from .encode import encode_song
+        from .structure import estimate_key
+
+        opts = options or HarmonizeOptions()
+        timings = {}
+        t0 = time.perf_counter()
+        key, key_source = (opts.key, "given") if opts.key else (estimate_key(song), "estimated from the melody")
+        grid = song.grid
+        if opts.chords is not None:
+            chords, chord_source = opts.chords, "given"
+        else:
+            song_for_chords = Song(song.name, grid, song.melody, song.bridge, key=key)
+            enc = encode_song(song_for_chords)
+            logp = self.chord_log_probs(enc, song.n_steps, grid.bar_starts)
+            d = self.decoding
+            chords = decode_chords(
+                logp, grid.beat_starts, grid.bar_starts, song.n_steps, key=key,
+                change_penalty=d["change_penalty"], offbar_penalty=d["offbar_penalty"],
+                none_penalty=d["none_penalty"], key_weight=d["key_weight"], temperature=opts.temperature,
+                rng=np.random.default_rng(opts.seed))
+            chord_source = "chord stage"
+        timings["chords_s"] = time.perf_counter() - t0
+        accompaniment = None
+        if opts.accompaniment and self.accompaniment is not None:
+            t1 = time.perf_counter()
+            enc = encode_song(Song(song.name, grid, song.melody, song.bridge, chords=chords, key=key))
+            logits = self.accompaniment_logits(enc, 0, song.n_steps)
+            probs = density_probs(logits, opts.density)
+            from .binarize import binarize_merge
+
+            roll = binarize_merge(probs, self.decoding["threshold"], int(self.decoding["gap"]))
+            accompaniment = roll_to_notes(roll, split_at=grid.bar_starts)
+            timings["accompaniment_s"] = time.perf_counter() - t1
+        return HarmonizeResult(chords, accompaniment, key, key_source, chord_source, timings)

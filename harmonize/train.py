@@ -1,0 +1,405 @@
+"""Training: the paper's recipe (Adam, warmup then per-epoch decay, clipping, length curriculum).
+
+A run folder holds:
+- ``train_config.json``: the resolved ``TrainConfig``;
+- ``checkpoint/``: model (config.json + model.safetensors) and ``train_state.pt`` (optimizer, scheduler,
+  RNG states, epoch and batch position), written atomically every ``checkpoint_every`` steps;
+- ``final/``: the finished model, loadable by ``stripe harmonize --model``;
+- ``log.jsonl``: one JSON line per logged step and per validation.
+
+Resuming replays the same data order (a permutation seeded by seed and epoch) from the saved batch
+position, so a run killed and resumed loses nothing before its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .errors import StripeError
+
+STAGES = ("chord", "accompaniment")
+
+
+@dataclass
+class TrainConfig:
+    data: str = "pop909"  # a POP909-layout folder
+    structure: str | None = None  # Dai et al. folder (chords from finalized_chord.txt) or None
+    out: str = "runs/model"
+    stage: str = "accompaniment"  # chord | accompaniment
+    pe: str = "ropepool"
+    context: str = "bin"  # none | time | rep | key | bin
+    inputs: tuple[str, ...] = ("melody", "bridge")
+    bars: int = 16  # training windows (the paper's 16 bars)
+    hop_bars: int = 4
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 2
+    d_ff: int = 256
+    dropout: float = 0.1
+    feature_map: str = "elu"
+    causal: bool = True
+    epochs: int = 15
+    batch_size: int = 8
+    lr: float = 5e-4
+    warmup_steps: int = 200
+    lr_decay: float = 0.85  # per epoch after warmup (StepLR γ of the reference code)
+    grad_clip: float = 1.0
+    curriculum_steps: int = 0  # 0 = off; else grow window length from curriculum_min steps
+    curriculum_min: int = 64
+    transpose: int = 0  # random transposition in ±k semitones (augmentation)
+    chroma_noise: float = 0.0  # chance to swap a chord span for a random chord (exposure gap)
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 200
+    log_every: int = 20
+    max_steps: int = 0  # 0 = no cap (for quick runs and tests)
+    max_songs: int = 0  # 0 = all songs of the split
+    val_max_songs: int = 0
+    threads: int = 0  # 0 = torch default
+    cache: str | None = None  # preprocessing cache folder (None = default)
+
+    def __post_init__(self):
+        if self.stage not in STAGES:
+            raise StripeError(f"stage must be one of {', '.join(STAGES)}, not {self.stage!r}")
+        self.inputs = tuple(self.inputs)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise StripeError("CUDA was asked for (--device cuda) but torch sees no GPU")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def model_config_for(cfg: TrainConfig):
+    from .chords import N_CLASSES
+    from .dataset import input_dim, position_dim
+    from .model.transformer import ModelConfig
+
+    return ModelConfig(
+        n_in=input_dim(cfg.inputs),
+        n_out=128 if cfg.stage == "accompaniment" else N_CLASSES,
+        d_model=cfg.d_model,
+        n_heads=cfg.n_heads,
+        n_layers=cfg.n_layers,
+        d_ff=cfg.d_ff,
+        dropout=cfg.dropout,
+        pe=cfg.pe,
+        position_dim=position_dim(cfg.context),
+        feature_map=cfg.feature_map,
+        causal=cfg.causal,
+    )
+
+
+def load_encoded(cfg: TrainConfig, split: str, max_songs: int = 0):
+    """Songs of one split, encoded; missing or corrupt songs are skipped (and counted) by the loader."""
+    from .encode import encode_song
+    from .pop909 import load_split
+
+    root = Path(cfg.data)
+    if not root.is_dir():
+        raise StripeError("no such data folder (expected a POP909-layout folder)", root)
+    songs, _skipped = load_split(root, split, structure_root=cfg.structure, cache_dir=cfg.cache,
+                                 limit=max_songs or None)
+    if not songs:
+        raise StripeError(f"no usable songs in split {split!r}", root)
+    return [encode_song(s) for s in songs]
+
+
+def make_dataset(cfg: TrainConfig, encoded, train: bool):
+    from .dataset import WindowDataset
+
+    return WindowDataset(
+        encoded, bars=cfg.bars, hop_bars=cfg.hop_bars if train else cfg.bars, stage=cfg.stage,
+        context=cfg.context, inputs=cfg.inputs, transpose_range=cfg.transpose if train else 0,
+        chroma_noise=cfg.chroma_noise if train else 0.0, seed=cfg.seed,
+    )
+
+
+def stage_loss(stage: str, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean loss: BCE over the 128 piano pitches, or cross-entropy over chord classes."""
+    m = mask.float()
+    if stage == "accompaniment":
+        per_step = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(-1)
+    else:
+        per_step = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+    return (per_step * m).sum() / m.sum().clamp(min=1.0)
+
+
+def lr_at(cfg: TrainConfig, step: int, epoch: int) -> float:
+    """Linear warmup, then a per-epoch exponential decay."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    return cfg.lr * cfg.lr_decay**epoch
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(n, generator=g).tolist()
+
+
+def batches(dataset, order: list[int], batch_size: int):
+    from .dataset import collate
+
+    for i in range(0, len(order), batch_size):
+        yield collate([dataset[j] for j in order[i : i + batch_size]])
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+def crop(batch: dict, length: int) -> dict:
+    """Length curriculum: keep the first ``length`` steps of every per-step tensor."""
+    return {k: (v[:, :length] if torch.is_tensor(v) and v.dim() >= 2 else v) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def validate(model, dataset, cfg: TrainConfig, device) -> dict:
+    model.eval()
+    total, weight, correct, counted = 0.0, 0.0, 0, 0
+    for batch in batches(dataset, list(range(len(dataset))), cfg.batch_size):
+        batch = to_device(batch, device)
+        logits = model(batch["x"], batch["positions"], batch["mask"])
+        n = batch["mask"].sum().item()
+        total += stage_loss(cfg.stage, logits, batch["target"], batch["mask"]).item() * n
+        weight += n
+        if cfg.stage == "chord":
+            hit = (logits.argmax(-1) == batch["target"]) & batch["mask"]
+            correct += hit.sum().item()
+            counted += n
+    model.train()
+    out = {"val_loss": total / max(weight, 1.0)}
+    if cfg.stage == "chord":
+        out["val_step_accuracy"] = correct / max(counted, 1)
+    return out
+
+
+# checkpoints -----------------------------------------------------------------------------------------
+
+
+def save_checkpoint(run: Path, model, optimizer, state: dict, cfg: TrainConfig) -> None:
+    from .model.checkpoint import save_model
+
+    ckpt = run / "checkpoint"
+    tmp = run / "checkpoint.tmp"
+    if tmp.exists():
+        _rmtree(tmp)
+    tmp.mkdir(parents=True)
+    save_model(model, tmp, extra={"train_config": dataclasses.asdict(cfg)})
+    torch.save(
+        {
+            "optimizer": optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": random.getstate(),
+            **state,
+        },
+        tmp / "train_state.pt",
+    )
+    # swap in the new checkpoint as a whole: a kill at any moment leaves one complete checkpoint
+    old = run / "checkpoint.old"
+    if ckpt.exists():
+        if old.exists():
+            _rmtree(old)
+        os.replace(ckpt, old)
+    os.replace(tmp, ckpt)
+    if old.exists():
+        _rmtree(old)
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def find_checkpoint(run: Path) -> Path | None:
+    for name in ("checkpoint", "checkpoint.old"):  # .old survives a kill between the two renames
+        if (run / name / "train_state.pt").exists():
+            return run / name
+    return None
+
+
+def load_checkpoint(path: Path, model, optimizer) -> dict:
+    from .model.checkpoint import load_model
+
+    loaded = load_model(path, device="cpu")
+    model.load_state_dict(loaded.state_dict(), strict=True)
+    try:
+        state = torch.load(path / "train_state.pt", map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file
+        raise StripeError(f"cannot read training state ({err.__class__.__name__})", path / "train_state.pt") from None
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+    return state
+
+
+# the loop --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    run: Path
+    steps: int
+    epochs_done: int
+    history: list[dict] = field(default_factory=list)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step=None) -> TrainResult:
+    """Train one stage as configured. ``on_step(step)`` is a test hook called after each optimizer step."""
+    from .model.checkpoint import save_model
+    from .model.transformer import StructureTransformer
+
+    run = Path(cfg.out)
+    cfg_path = run / "train_config.json"
+    if resume:
+        if not cfg_path.exists():
+            raise StripeError("nothing to resume: no train_config.json", run)
+        saved = json.loads(cfg_path.read_text())
+        saved.update({"out": cfg.out, "device": cfg.device, "threads": cfg.threads})
+        cfg = TrainConfig(**saved)
+    elif run.exists() and any(run.iterdir()):
+        raise StripeError("run folder exists and is not empty (use --resume to continue it, or another --out)", run)
+    run.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(cfg_path, json.dumps(dataclasses.asdict(cfg), indent=2))
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    train_set = make_dataset(cfg, load_encoded(cfg, "train", cfg.max_songs), train=True)
+    val_set = make_dataset(cfg, load_encoded(cfg, "val", cfg.val_max_songs), train=False)
+
+    model = StructureTransformer(model_config_for(cfg)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step, epoch, batch_pos, history = 0, 0, 0, []
+    ckpt = find_checkpoint(run) if resume else None
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, model, optimizer)
+        step, epoch, batch_pos, history = state["step"], state["epoch"], state["batch_pos"], state["history"]
+        model.to(device)
+
+    use_amp = device.type == "cuda"
+    n_batches = math.ceil(len(train_set) / cfg.batch_size)
+    total_steps = cfg.max_steps or cfg.epochs * n_batches
+    log_file = (run / "log.jsonl").open("a")
+    bar = _progress(progress)
+    task = bar.add_task("training", total=total_steps, completed=step, info="") if bar else None
+    started, start_step = time.perf_counter(), step
+    model.train()
+
+    def checkpoint_now():
+        save_checkpoint(run, model, optimizer,
+                        {"step": step, "epoch": epoch, "batch_pos": batch_pos, "history": history}, cfg)
+
+    try:
+        if bar:
+            bar.start()
+        while epoch < cfg.epochs and step < total_steps:
+            order = epoch_order(len(train_set), cfg.seed, epoch)
+            for i, batch in enumerate(batches(train_set, order, cfg.batch_size)):
+                if i < batch_pos:
+                    continue  # already trained on before the checkpoint we resumed from
+                if step >= total_steps:
+                    break
+                if hasattr(model, "redraw_features"):
+                    model.redraw_features()  # fresh FAVOR+ projections each training step
+                if cfg.curriculum_steps:
+                    from .dataset import curriculum_length
+
+                    batch = crop(batch, curriculum_length(step, cfg.curriculum_min, batch["x"].shape[1],
+                                                          cfg.curriculum_steps))
+                batch = to_device(batch, device)
+                lr = lr_at(cfg, step, epoch)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    logits = model(batch["x"], batch["positions"], batch["mask"])
+                loss = stage_loss(cfg.stage, logits.float(), batch["target"], batch["mask"])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                step += 1
+                batch_pos = i + 1
+                if step % cfg.log_every == 0 or step == 1:
+                    rate = (step - start_step) / max(time.perf_counter() - started, 1e-9)
+                    rec = {"step": step, "epoch": epoch, "loss": round(loss.item(), 5), "lr": lr,
+                           "steps_per_s": round(rate, 3)}
+                    log_file.write(json.dumps(rec) + "\n")
+                    log_file.flush()
+                    if bar:
+                        bar.update(task, completed=step,
+                                   info=f"loss {loss.item():.4f}  lr {lr:.2e}  {rate:.2f} steps/s")
+                if bar:
+                    bar.update(task, completed=step)
+                if step % cfg.checkpoint_every == 0:
+                    checkpoint_now()
+                if on_step:
+                    on_step(step)
+            else:
+                epoch += 1
+                batch_pos = 0
+                rec = {"epoch": epoch, "step": step, **validate(model, val_set, cfg, device)}
+                history.append(rec)
+                log_file.write(json.dumps(rec) + "\n")
+                log_file.flush()
+                if bar:
+                    bar.console.print(
+                        "epoch " + str(epoch) + ": " + "  ".join(f"{k} {v:.4f}" for k, v in rec.items()
+                                                               if isinstance(v, float)))
+                checkpoint_now()
+                continue
+            break  # max_steps reached inside the epoch
+        if not history or history[-1]["step"] != step:
+            history.append({"epoch": epoch, "step": step, **validate(model, val_set, cfg, device)})
+        checkpoint_now()
+        final = run / "final"
+        tmp = run / "final.tmp"
+        if tmp.exists():
+            _rmtree(tmp)
+        tmp.mkdir()
+        save_model(model.cpu(), tmp, extra={"stage": cfg.stage, "context": cfg.context,
+                                            "inputs": list(cfg.inputs), "bars": cfg.bars,
+                                            "train_config": dataclasses.asdict(cfg),
+                                            "val": history[-1]})
+        if final.exists():
+            _rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if bar:
+            bar.stop()
+        log_file.close()
+    return TrainResult(run, step, epoch, history)
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

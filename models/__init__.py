@@ -1,0 +1,1 @@
+"""Bundled pretrained weights, installed as ``harmonize.pretrained`` (see pyproject.toml)."""
