@@ -85,7 +85,7 @@ def tune_binarization(
     """
     if len(prob_list) != len(target_list) or not prob_list:
         raise ValueError("need as many probability rolls as targets, and at least one")
-    for p, t in zip(prob_list, target_list):
+    for p, t in zip(prob_list, target_list, strict=True):
         if np.shape(p) != np.shape(t):
             raise ValueError(f"probability roll {np.shape(p)} and target {np.shape(t)} differ in shape")
     if callable(objective):
@@ -102,12 +102,12 @@ def tune_binarization(
             preds = [binarize_merge(p, th, gap) for p in prob_list]
             if objective == "f1":
                 tp = fp = fn = 0
-                for t, pr in zip(target_list, preds):
+                for t, pr in zip(target_list, preds, strict=True):
                     a, b, c = cell_f1(t, pr)
                     tp, fp, fn = tp + a, fp + b, fn + c
                 score = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
             else:
-                score = float(np.mean([score_fn(t, pr) for t, pr in zip(target_list, preds)]))
+                score = float(np.mean([score_fn(t, pr) for t, pr in zip(target_list, preds, strict=True)]))
             table[(float(th), int(gap))] = score
             if best is None or score > best.score:
                 best = BinarizationChoice(float(th), int(gap), score)

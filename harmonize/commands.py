@@ -80,7 +80,7 @@ def run_harmonize(
         temperature = 1.0  # several candidates only differ when chords are sampled
 
     song = read_song(input_path, melody_track=_track_arg(melody_track))
-    from .pipeline import Harmonizer, HarmonizeOptions
+    from .pipeline import HarmonizeOptions, Harmonizer
     from .structure import parse_key
 
     user_key = parse_key(key) if key else None
@@ -124,3 +124,160 @@ def save_json(obj, path: Path | None) -> str:
         tmp.write_text(text)
         os.replace(tmp, path)
     return text
+
+
+def _read_config_file(path: Path) -> dict:
+    if not path.is_file():
+        raise StripeError("no such config file", path)
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(path.read_text())
+        return json.loads(path.read_text())
+    except (ValueError, OSError) as err:
+        raise StripeError(f"unreadable config ({err.__class__.__name__}: {err})", path) from None
+
+
+def build_train_config(cli_values: dict, config_file: Path | None, explicit: set[str]):
+    """Defaults < config file < flags given on the command line."""
+    import dataclasses
+
+    from .train import TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: v for k, v in cli_values.items()}
+    if config_file is not None:
+        from_file = _read_config_file(config_file)
+        unknown = sorted(set(from_file) - fields)
+        if unknown:
+            raise StripeError(f"unknown config keys: {', '.join(unknown)}", config_file)
+        for k, v in from_file.items():
+            if k not in explicit:
+                values[k] = v
+    if values.get("data") is None:
+        found = default_data_dir()
+        if found is None:
+            raise StripeError("no data folder: pass --data pop909/ (a POP909-layout folder)")
+        values["data"] = found
+    if isinstance(values.get("inputs"), str):
+        values["inputs"] = tuple(x.strip() for x in values["inputs"].split(",") if x.strip())
+    for k in ("data", "out", "structure"):
+        if values.get(k) is not None:
+            values[k] = str(values[k])
+    _validate_choices(values)
+    return TrainConfig(**values)
+
+
+def _validate_choices(values: dict) -> None:
+    from .dataset import CONTEXTS, INPUT_BLOCKS
+
+    pes = ("none", "ape", "rope_a", "rope_b", "rope_c", "fstripe1", "fstripe", "ropepool")
+    if values.get("pe") not in pes:
+        raise StripeError(f"--pe must be one of {', '.join(pes)}, not {values.get('pe')!r}")
+    if values.get("context") not in CONTEXTS:
+        raise StripeError(f"--context must be one of {', '.join(CONTEXTS)}, not {values.get('context')!r}")
+    bad = [b for b in values.get("inputs", ()) if b not in INPUT_BLOCKS]
+    if bad or not values.get("inputs"):
+        raise StripeError(f"--inputs must be a comma-separated subset of {', '.join(INPUT_BLOCKS)}")
+
+
+def run_train(cfg, resume: bool = False):
+    from rich.console import Console
+
+    from .train import train
+
+    console = Console(stderr=True, highlight=False)
+    console.print(f"training the {cfg.stage} stage: pe={cfg.pe} context={cfg.context} "
+                  f"d_model={cfg.d_model} layers={cfg.n_layers} -> {cfg.out}", markup=False)
+    result = train(cfg, resume=resume)
+    last = result.history[-1] if result.history else {}
+    console.print(f"done: {result.steps} steps; final model in {Path(cfg.out) / 'final'}; "
+                  + "  ".join(f"{k} {v:.4f}" for k, v in last.items() if isinstance(v, float)), markup=False)
+    return result
+
+
+def run_eval(length: int = 16, data: Path | None = None, split: str = "val", model: str | None = None,
+             max_songs: int = 0, chords: bool = True, accompaniment: bool = True, tune: bool = False,
+             device: str = "cpu", as_json: bool = False, json_out: Path | None = None,
+             plot: Path | None = None) -> dict:
+    from .evaluate import EvalConfig, evaluate
+
+    root = data or default_data_dir()
+    if root is None:
+        raise StripeError("no data folder: pass --data pop909/ (a POP909-layout folder)")
+    if length < 1:
+        raise StripeError("--length must be at least 1 bar")
+    if json_out is not None and not Path(json_out).parent.exists():
+        raise StripeError("output folder does not exist", Path(json_out).parent)
+    cfg = EvalConfig(data=str(root), split=split, model=model, length=length, max_songs=max_songs,
+                     chords=chords, accompaniment=accompaniment, tune=tune, device=device)
+    report = evaluate(cfg, progress=not as_json)
+    text = save_json(report, json_out)
+    if as_json:
+        import sys
+
+        sys.stdout.write(text + "\n")
+    else:
+        print_report(report)
+    if plot is not None:
+        plot_report(report, plot)
+    return report
+
+
+def print_report(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    cfg = report["config"]
+    console.print(f"split {cfg['split']} of {cfg['data']}: {report['counts']}", markup=False)
+    if report.get("chords"):
+        table = Table(title="chords (one per beat)")
+        cols = list(next(iter(report["chords"].values())).keys())
+        table.add_column("system")
+        for c in cols:
+            table.add_column(c, justify="right")
+        for system, row in report["chords"].items():
+            table.add_row(system, *(f"{row[c]:.3f}" for c in cols))
+        console.print(table)
+    for title, rows in (("accompaniment", report.get("accompaniment")),):
+        if rows:
+            table = Table(title=f"{title}, {cfg['length']}-bar windows (threshold {report['binarization']})")
+            cols = list(next(iter(rows.values())).keys())
+            table.add_column("condition")
+            for c in cols:
+                table.add_column(c, justify="right")
+            for cond, row in rows.items():
+                table.add_row(cond, *(f"{row[c]:.2f}" for c in cols))
+            console.print(table)
+    for cond, buckets in (report.get("buckets") or {}).items():
+        table = Table(title=f"by position ({cond})")
+        for c in ("bars", "CS", "SSMD", "GS", "NDD"):
+            table.add_column(c, justify="right")
+        for b in buckets:
+            table.add_row(f"{b['start_bar']:.0f}-{b['end_bar']:.0f}", *(f"{b[c]:.2f}" for c in ("CS", "SSMD", "GS", "NDD")))
+        console.print(table)
+
+
+def plot_report(report: dict, out: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise StripeError("--plot needs matplotlib: pip install 'stripe-harmonizer[plot]'") from None
+    rows = report.get("accompaniment") or {}
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    metrics = ("CS", "SSMD", "GS", "NDD")
+    for i, (cond, row) in enumerate(rows.items()):
+        ax.bar([j + 0.4 * i for j in range(4)], [row[m] for m in metrics], width=0.4, label=cond)
+    ax.set_xticks([j + 0.2 for j in range(4)], metrics)
+    ax.set_title(f"{report['config']['length']}-bar windows, split {report['config']['split']}")
+    ax.legend()
+    fig.tight_layout()
+    tmp = Path(str(out) + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out)

@@ -73,7 +73,7 @@ def curriculum_length(step: int, min_len: int, max_len: int, steps: int) -> int:
 def _chord_runs(classes: np.ndarray) -> list[tuple[int, int]]:
     change = np.flatnonzero(np.diff(classes)) + 1
     edges = np.concatenate([[0], change, [len(classes)]])
-    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=False))
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -130,7 +130,7 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def _generator(self, idx: int) -> torch.Generator:
         g = torch.Generator()
-        g.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + idx)
+        g.manual_seed(((self.seed * 1_000_003 + self.epoch) * 10_000_019 + idx) % 2**63)
         return g
 
     def __getitem__(self, idx: int) -> dict:
@@ -157,18 +157,8 @@ class WindowDataset(torch.utils.data.Dataset):
                     ctx_chroma[a:b] = _CLASS_CHROMA[c]
             ctx_key = key_tokens(ctx_classes, _shifted_key(enc, shift))
 
-        blocks = []
-        for name in self.inputs:
-            if name == "melody":
-                blocks.append(melody.astype(np.float32))
-            elif name == "bridge":
-                blocks.append(bridge.astype(np.float32))
-            elif name == "chroma":
-                blocks.append(ctx_chroma.astype(np.float32))
-            else:
-                blocks.append(meter_onehot(enc.bar_position[lo:hi]))
-        x = np.concatenate(blocks, axis=1)
-        positions = positions_for(self.context, ctx_classes, ctx_key, ctx_chroma)
+        x, positions = build_features(self.inputs, self.context, melody, bridge, ctx_chroma,
+                                      enc.bar_position[lo:hi], ctx_classes, ctx_key)
         if self.stage == "accompaniment":
             target = torch.from_numpy(shift_roll(enc.piano_roll[lo:hi], shift).astype(np.float32))
         else:
@@ -185,6 +175,29 @@ class WindowDataset(torch.utils.data.Dataset):
             "start": lo,
             "shift": shift,
         }
+
+
+def build_features(inputs, context, melody, bridge, chroma, bar_position, classes, key_token):
+    """Model input ``x [T, input_dim]`` and ``positions [T, position_dim]`` of one window (numpy)."""
+    blocks = []
+    for name in inputs:
+        if name == "melody":
+            blocks.append(melody.astype(np.float32))
+        elif name == "bridge":
+            blocks.append(bridge.astype(np.float32))
+        elif name == "chroma":
+            blocks.append(chroma.astype(np.float32))
+        else:
+            blocks.append(meter_onehot(bar_position))
+    return np.concatenate(blocks, axis=1), positions_for(context, classes, key_token, chroma)
+
+
+def window_features(enc: EncodedSong, lo: int, hi: int, context: str, inputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inference-time features of steps ``lo:hi`` of a song (no augmentation), as torch tensors."""
+    x, positions = build_features(tuple(inputs), context, enc.melody_roll[lo:hi], enc.bridge_roll[lo:hi],
+                                  enc.chroma[lo:hi], enc.bar_position[lo:hi], enc.chord_class[lo:hi],
+                                  enc.key_token[lo:hi])
+    return torch.from_numpy(x), torch.from_numpy(positions)
 
 
 def _shifted_key(enc: EncodedSong, shift: int):

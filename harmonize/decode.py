@@ -20,7 +20,7 @@ def beat_log_probs(step_log_probs: np.ndarray, beat_starts: list[int], n_steps: 
     """Mean per-step log-probabilities over each beat: ``[n_beats, C]``."""
     bounds = list(beat_starts) + [n_steps]
     rows = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
         rows.append(step_log_probs[lo:max(hi, lo + 1)].mean(0))
     return np.stack(rows) if rows else np.zeros((0, step_log_probs.shape[1]))
 

@@ -13,7 +13,9 @@ plus the piano), as the reference code sums tracks; ``piano_only`` variants are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -35,22 +37,7 @@ class EvalConfig:
     device: str = "cpu"
     cache: str | None = None
     seed: int = 0
-
-
-@dataclass
-class EvalReport:
-    config: dict
-    chords: dict = field(default_factory=dict)  # system -> metric -> value
-    accompaniment: dict = field(default_factory=dict)  # condition -> metric -> value
-    buckets: dict = field(default_factory=dict)  # condition -> list of per-bucket metric dicts
-    counts: dict = field(default_factory=dict)
-
-
-def melody_per_step(melody_roll: np.ndarray) -> np.ndarray:
-    """Top active pitch per step, -1 where the melody rests."""
-    active = melody_roll.any(1)
-    top = 127 - np.argmax(melody_roll[:, ::-1], axis=1)
-    return np.where(active, top, -1)
+    tune: bool = False
 
 
 def _mean_dicts(rows: list[dict]) -> dict:
@@ -60,22 +47,20 @@ def _mean_dicts(rows: list[dict]) -> dict:
 
 def evaluate_chords(songs: list[Song], harmonizer, limit_systems=("model", "baseline", "human")) -> dict:
     from .baseline import harmonize_baseline
-    from .encode import encode_song
-    from .metrics import harmonization_metrics
+    from .metrics import harmonization_metrics, melody_per_step
     from .pipeline import HarmonizeOptions
-    from .structure import chords_per_step
+    from .structure import chords_per_step, estimate_key
 
     rows: dict[str, list[dict]] = {s: [] for s in limit_systems}
     for song in songs:
         if not song.chords:
             continue
-        enc = encode_song(song)
-        melody = melody_per_step(enc.melody_roll)
+        melody = melody_per_step(song.melody, song.n_steps)
         ref = chords_per_step(song.chords, song.n_steps)
         candidates = {"human": song.chords}
         if "baseline" in rows:
             candidates["baseline"] = harmonize_baseline(melody, song.grid.beat_starts, song.n_steps,
-                                                        key=song.key, bar_starts=song.grid.bar_starts)
+                                                        key=estimate_key(song), bar_starts=song.grid.bar_starts)
         if "model" in rows and harmonizer is not None:
             blind = Song(song.name, song.grid, song.melody, song.bridge)  # no chords, no key: as a user's file
             candidates["model"] = harmonizer(blind, HarmonizeOptions(accompaniment=False)).chords
@@ -124,3 +109,54 @@ def evaluate_accompaniment(songs: list[Song], harmonizer, length_bars: int, thre
     bucket_summary = {k: [_mean_dicts([b[i] for b in v if len(b) > i]) for i in range(max(map(len, v)))]
                       for k, v in buckets.items() if v}
     return summary, bucket_summary, n_windows
+
+
+def tune_threshold(songs: list[Song], harmonizer, length_bars: int) -> tuple[float, int, dict]:
+    """Binarization (threshold, gap) that maximizes cell F1 on these songs' windows (call on val only)."""
+    from .binarize import tune_binarization
+    from .encode import encode_song
+    from .pop909 import windows
+
+    probs, targets = [], []
+    for song in songs:
+        if not song.chords or not song.piano:
+            continue
+        enc = encode_song(song)
+        for lo, hi in windows(song, length_bars, length_bars):
+            probs.append(1.0 / (1.0 + np.exp(-harmonizer.accompaniment_logits(enc, lo, hi))))
+            targets.append(enc.piano_roll[lo:hi])
+    choice = tune_binarization(probs, targets, thresholds=(0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5),
+                               gaps=(0, 1, 2))
+    return choice.threshold, choice.gap, {f"{t}/{g}": round(v, 4) for (t, g), v in choice.table.items()}
+
+
+def evaluate(cfg: EvalConfig, progress: bool = True, harmonizer=None) -> dict:
+    """Everything ``stripe eval`` reports, as JSON-able data."""
+    from .errors import StripeError
+    from .pipeline import Harmonizer
+    from .pop909 import load_split
+
+    root = Path(cfg.data)
+    if not root.is_dir():
+        raise StripeError("no such data folder (expected a POP909-layout folder)", root)
+    songs = load_split(root, cfg.split, structure_root=cfg.structure, cache_dir=cfg.cache,
+                       limit=cfg.max_songs or None)
+    if not songs:
+        raise StripeError(f"no usable songs in split {cfg.split!r}", root)
+    harmonizer = harmonizer or Harmonizer.load(cfg.model, device=cfg.device)
+    report: dict = {"config": dataclasses.asdict(cfg), "model": harmonizer.source,
+                    "counts": {"songs": len(songs), "skipped": getattr(songs, "n_skipped", 0)}}
+    if cfg.chords:
+        report["chords"] = evaluate_chords(songs, harmonizer)
+    if cfg.accompaniment and harmonizer.accompaniment is not None:
+        threshold = cfg.threshold if cfg.threshold is not None else harmonizer.decoding["threshold"]
+        gap = cfg.gap if cfg.gap is not None else int(harmonizer.decoding["gap"])
+        if cfg.tune:
+            threshold, gap, table = tune_threshold(songs, harmonizer, 16)
+            report["tuning"] = table
+        summary, buckets, n_windows = evaluate_accompaniment(songs, harmonizer, cfg.length, threshold, gap)
+        report["binarization"] = {"threshold": threshold, "gap": gap}
+        report["accompaniment"] = summary
+        report["buckets"] = buckets
+        report["counts"]["windows"] = n_windows
+    return report

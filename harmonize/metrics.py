@@ -223,7 +223,7 @@ _TC_ANGLES = (7 * math.pi / 6, 3 * math.pi / 2, 2 * math.pi / 3)  # fifths, mino
 def _tc_basis() -> np.ndarray:
     basis = np.zeros((12, 6))
     for pc in range(12):
-        for k, (r, a) in enumerate(zip(_TC_RADII, _TC_ANGLES)):
+        for k, (r, a) in enumerate(zip(_TC_RADII, _TC_ANGLES, strict=True)):
             basis[pc, 2 * k] = r * math.sin(pc * a)
             basis[pc, 2 * k + 1] = r * math.cos(pc * a)
     return basis
@@ -284,7 +284,7 @@ def chord_tonal_distance(frames: Sequence[Chord]) -> float:
     """CTD: mean L2 distance of tonal centroids of adjacent frames (pairs with an N skipped); nan if none."""
     dists = [
         float(np.linalg.norm(tonal_centroid(b.pitch_classes) - tonal_centroid(a.pitch_classes)))
-        for a, b in zip(frames[:-1], frames[1:])
+        for a, b in zip(frames[:-1], frames[1:], strict=True)
         if not a.is_none and not b.is_none
     ]
     return float(np.mean(dists)) if dists else float("nan")
@@ -390,7 +390,7 @@ def chord_accuracy(
     pf, rf = chord_frames(pred, steps_per_frame), chord_frames(ref, steps_per_frame)
     if not rf:
         return float("nan")
-    return float(np.mean([_label(p, level) == _label(r, level) for p, r in zip(pf, rf)]))
+    return float(np.mean([_label(p, level) == _label(r, level) for p, r in zip(pf, rf, strict=True)]))
 
 
 def harmonization_metrics(

@@ -63,8 +63,8 @@ def _load_pretty_midi(path: Path, max_bytes: int):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pretty_midi warns about odd but readable files
             return pretty_midi.PrettyMIDI(str(path))
-    except (OSError, MemoryError) as exc:
-        raise StripeError(f"cannot read file: {exc}", path) from exc
+    except PermissionError as exc:
+        raise StripeError("cannot read file: permission denied", path) from exc
     except Exception as exc:  # mido/pretty_midi raise many types on garbage
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StripeError(f"not a readable MIDI file ({detail})", path) from exc
@@ -92,7 +92,7 @@ def _ticks_to_seconds(pm, ticks: np.ndarray) -> np.ndarray:
         return cache[t]
 
     out = np.empty(len(ticks), dtype=np.float64)
-    for i, (x, f) in enumerate(zip(ticks, lo)):
+    for i, (x, f) in enumerate(zip(ticks, lo, strict=True)):
         frac = x - f
         out[i] = at(f) if frac == 0 else at(f) + frac * (at(f + 1) - at(f))
     return out
@@ -157,7 +157,7 @@ def _quantize(notes, grid: Grid) -> list[Note]:
     ends = grid.time_to_step([n.end for n in notes])
     out = []
     last = grid.n_steps
-    for n, s, e in zip(notes, starts, ends):
+    for n, s, e in zip(notes, starts, ends, strict=True):
         s = int(min(s, last - 1))
         e = int(max(e, s + 1))
         out.append(Note(s, e, int(n.pitch), int(n.velocity)))
@@ -212,7 +212,7 @@ def describe_tracks(instruments) -> str:
     """One line listing the tracks, for error messages."""
     labels = _track_labels(instruments)
     parts = []
-    for i, (inst, label) in enumerate(zip(instruments, labels)):
+    for i, (inst, label) in enumerate(zip(instruments, labels, strict=True)):
         kind = "drums" if inst.is_drum else f"{len(inst.notes)} notes"
         parts.append(f"{i}: {label!r} ({kind})")
     return "; ".join(parts) if parts else "none"
@@ -229,7 +229,7 @@ def _choose_melody(instruments, labels, quantized, melody_track, path) -> int:
                 index = None
         else:
             lowered = text.lower()
-            for i, (inst, label) in enumerate(zip(instruments, labels)):
+            for i, (inst, label) in enumerate(zip(instruments, labels, strict=True)):
                 if lowered in (label.lower(), inst.name.strip().lower()):
                     index = i
                     break
@@ -277,15 +277,14 @@ def read_song(
 
     end_time = max(n.end for inst in instruments for n in inst.notes)
     times, tempi = pm.get_tempo_changes()
-    for t, bpm in zip(times, tempi):
+    for t, bpm in zip(times, tempi, strict=True):
         if t <= end_time and not MIN_BPM <= bpm <= MAX_BPM:
             raise StripeError(
                 f"tempo {bpm:.6g} bpm at {t:.2f} s is outside {MIN_BPM:g}-{MAX_BPM:g} bpm "
                 "(the file's timing looks corrupt)",
                 path,
             )
-    end_tick = pm.time_to_tick(end_time) + 1  # +1: a note ending on the last tick still gets a step
-    grid = build_grid(pm, end_tick)
+    grid = build_grid(pm, pm.time_to_tick(end_time))
 
     labels = _track_labels(instruments)
     quantized = [[] if inst.is_drum else _quantize([n for n in inst.notes if n.end > n.start], grid)
@@ -444,7 +443,7 @@ def write_harmonized(
         events = [(0, 0, mido.Message("program_change", channel=ch, program=accompaniment_program))]
         if accompaniment:
             ticks = to_tick([x for n in accompaniment for x in (n.start, n.end)]).reshape(-1, 2)
-            for n, (start, end) in zip(accompaniment, ticks):
+            for n, (start, end) in zip(accompaniment, ticks, strict=True):
                 if end <= start:
                     end = start + 1
                 vel = int(min(127, max(1, n.velocity)))

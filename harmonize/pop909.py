@@ -127,7 +127,7 @@ def _quantize_notes(raw, grid: Grid) -> list[Note]:
     starts = grid.time_to_step([n.start for n in kept])
     ends = grid.time_to_step([n.end for n in kept])
     out = []
-    for n, s, e in zip(kept, starts, ends):
+    for n, s, e in zip(kept, starts, ends, strict=True):
         s, e = int(s), int(e)
         if s >= grid.n_steps:
             continue
@@ -145,7 +145,7 @@ def top_line(notes: list[Note]) -> list[Note]:
             by_start[n.start] = n
     line = [by_start[s] for s in sorted(by_start)]
     out = []
-    for a, b in zip(line, line[1:] + [None]):
+    for a, b in zip(line, line[1:] + [None], strict=False):
         end = a.end if b is None else min(a.end, b.start)
         out.append(Note(a.start, end, a.pitch, a.velocity))
     return out
@@ -195,8 +195,12 @@ def read_midi_chords(path: Path, grid: Grid) -> list[ChordSpan]:
 
 def _chord_from_root_pcs(root: int, pcs: set[int]) -> Chord:
     """Dai et al. write qualities parse_chord lacks (``maj(9)``, ``sus4(b7,9)``); their pitch-class
-    list is reliable, so pick the vocabulary quality on that root that matches it best."""
+    list is reliable, so take the largest vocabulary quality on that root whose tones all sound
+    (``maj(9)`` -> maj, not the dominant 9th), ties to the commoner (earlier) quality."""
     rel = {(p - root) % 12 for p in pcs}
+    inside = [q for q, iv in QUALITY_INTERVALS.items() if set(iv) <= rel]
+    if inside:
+        return Chord(root, max(inside, key=lambda q: len(QUALITY_INTERVALS[q])))
     best, best_score = "maj", -99.0
     for quality, intervals in QUALITY_INTERVALS.items():
         q = set(intervals)
@@ -218,7 +222,9 @@ def read_structure_chords(path: Path) -> list[tuple[Chord, int]]:
             pcs_text, tail = rest.split("]", 1)
             pcs = {int(x) % 12 for x in pcs_text.replace(",", " ").split()}
             tail_fields = tail.split()
-            root, length = int(tail_fields[0]), int(float(tail_fields[1]))
+            # 'root quarters'; a few N lines have no root ('N [] 7')
+            length = int(float(tail_fields[-1]))
+            root = int(tail_fields[0]) if len(tail_fields) > 1 else 0
         except (ValueError, IndexError) as e:
             raise StripeError(f"line {i}: not 'name [pcs] root quarters': {line!r}", path) from e
         name = name.strip()
@@ -290,7 +296,7 @@ def place_structure_chords(
     steps = np.maximum.accumulate(np.clip(steps, 0, n_steps))  # an offset step back must not reorder
     return [
         ChordSpan(int(lo), int(hi), chord)
-        for (chord, _), lo, hi in zip(chords, steps[:-1], steps[1:])
+        for (chord, _), lo, hi in zip(chords, steps[:-1], steps[1:], strict=True)
         if hi > lo
     ]
 
@@ -396,6 +402,25 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _cache_lookup(entry: Path, key: str) -> Song | None:
+    try:
+        with open(entry, "rb") as f:
+            stored = pickle.load(f)
+        if stored.get("key") == key:
+            return stored["song"]
+    except FileNotFoundError:
+        pass
+    except Exception as e:  # a truncated or foreign file is just a miss
+        log.debug("cache entry %s unreadable (%s); rebuilding", entry, e)
+    return None
+
+
+def cached_song(song_dir: Path, structure_dir: Path | None, chord_source: str, cache_dir: Path) -> Song | None:
+    """The cached song if its entry is current, else None (nothing is built)."""
+    key = cache_key(song_dir, structure_dir, chord_source)
+    return _cache_lookup(Path(cache_dir) / f"{song_id(song_dir)}-{chord_source}.pkl", key)
+
+
 def load_song_cached(
     song_dir: Path,
     structure_dir: Path | None = None,
@@ -411,15 +436,9 @@ def load_song_cached(
     cache_dir = default_cache_dir(song_dir.parent) if cache_dir is None else Path(cache_dir)
     key = cache_key(song_dir, structure_dir, chord_source)
     entry = cache_dir / f"{song_id(song_dir)}-{chord_source}.pkl"
-    try:
-        with open(entry, "rb") as f:
-            stored = pickle.load(f)
-        if stored.get("key") == key:
-            return stored["song"]
-    except FileNotFoundError:
-        pass
-    except Exception as e:  # a truncated or foreign file is just a miss
-        log.debug("cache entry %s unreadable (%s); rebuilding", entry, e)
+    song = _cache_lookup(entry, key)
+    if song is not None:
+        return song
     song = load_song(song_dir, structure_dir, chord_source)
     try:
         _atomic_write(entry, pickle.dumps({"key": key, "song": song}, protocol=pickle.HIGHEST_PROTOCOL))
@@ -512,15 +531,22 @@ def load_split(
         )
         for i in present
     ]
-    if workers > 1 and len(jobs) > 1:
+    results: list[Song | str | None] = [None] * len(jobs)
+    if use_cache:  # hits are cheaper to read here than to ship back from a worker
+        for k, j in enumerate(jobs):
+            results[k] = cached_song(j.song_dir, j.structure_dir, chord_source, cdir)
+    todo = [k for k, r in enumerate(results) if r is None]
+    if workers > 1 and len(todo) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_run_job, jobs, chunksize=8))
+            for k, r in zip(todo, pool.map(_run_job, [jobs[k] for k in todo], chunksize=4), strict=True):
+                results[k] = r
     else:
-        results = [_run_job(j) for j in jobs]
+        for k in todo:
+            results[k] = _run_job(jobs[k])
     out = LoadedSongs(absent=absent)
-    for i, res in zip(present, results):
+    for i, res in zip(present, results, strict=True):
         if isinstance(res, str):
             log.warning("skipping POP909 song %03d: %s", i, res)
             out.skipped.append((i, res))

@@ -91,7 +91,7 @@ class Grid:
         if len(beats) < 2 or np.any(np.diff(beats) <= 0):
             raise ValueError("beat times must be at least two, strictly increasing")
         step_times = np.concatenate(
-            [np.linspace(a, b, steps_per_beat, endpoint=False) for a, b in zip(beats[:-1], beats[1:])]
+            [np.linspace(a, b, steps_per_beat, endpoint=False) for a, b in zip(beats[:-1], beats[1:], strict=False)]
             + [beats[-1:]]
         )
         beat_starts = list(range(0, len(step_times) - 1, steps_per_beat))
@@ -99,7 +99,7 @@ class Grid:
             bar_starts = beat_starts[::4]
         else:
             flags = np.asarray(downbeats, dtype=bool)[: len(beats) - 1]
-            bar_starts = [b for b, f in zip(beat_starts, flags) if f] or [0]
+            bar_starts = [b for b, f in zip(beat_starts, flags, strict=False) if f] or [0]
             if bar_starts[0] != 0:
                 bar_starts = [0] + bar_starts  # a pickup before the first downbeat is bar 0
         return cls(step_times, bar_starts, beat_starts)

@@ -8,10 +8,13 @@ Chord-derived tokens follow "Of All StrIPEs" §IV-D (paper.md §3):
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import numpy as np
 
 from .chords import N_CLASSES, NO_CHORD, Chord
-from .song import ChordSpan, Key
+from .song import ChordSpan, Grid, Key, Note, Song
 
 
 def chords_per_step(chords: list[ChordSpan] | None, n_steps: int) -> list[Chord]:
@@ -67,3 +70,291 @@ def renumber_first_appearance(tokens: np.ndarray) -> np.ndarray:
 def rep_tokens(chord_classes: np.ndarray) -> np.ndarray:
     """REP context for one window: chord tokens renumbered by first appearance."""
     return renumber_first_appearance(np.asarray(chord_classes, dtype=np.int64))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Labels from a song: key, melodic repetition, chords already in the file. ``label_song`` gathers them.
+# ------------------------------------------------------------------------------------------------------
+
+# Krumhansl-Kessler probe-tone profiles (Krumhansl 1990), index 0 = tonic.
+_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def pitch_class_histogram(notes: list[Note], lo: int = 0, hi: int | None = None) -> np.ndarray:
+    """Duration-weighted pitch-class histogram (in steps) of the notes, clipped to steps ``[lo, hi)``."""
+    hist = np.zeros(12, dtype=np.float64)
+    for n in notes:
+        start, end = max(n.start, lo), n.end if hi is None else min(n.end, hi)
+        if end > start:
+            hist[n.pitch % 12] += end - start
+    return hist
+
+
+def key_correlations(hist: np.ndarray) -> np.ndarray:
+    """Pearson correlation of a histogram with the 24 rotated profiles: ``[24]``, 0-11 major, 12-23 minor."""
+    out = np.zeros(24)
+    h = np.asarray(hist, dtype=np.float64)
+    if h.std() == 0:
+        return out
+    for tonic in range(12):
+        out[tonic] = np.corrcoef(h, np.roll(_KK_MAJOR, tonic))[0, 1]
+        out[12 + tonic] = np.corrcoef(h, np.roll(_KK_MINOR, tonic))[0, 1]
+    return out
+
+
+def _key_of_index(i: int) -> Key:
+    return Key(i % 12, "major" if i < 12 else "minor")
+
+
+def estimate_key(song: Song) -> Key:
+    """Key of the melody (+ bridge) by the Krumhansl-Schmuckler algorithm.
+
+    Why not music21's analyzer: this is the same algorithm in a dozen lines of numpy, deterministic
+    (ties go to the lower index: major before minor, C before C#), and avoids music21's ~1 s import
+    on the CLI path. A song with no pitched notes gets C major.
+    """
+    corr = key_correlations(pitch_class_histogram(song.melody + song.bridge))
+    return _key_of_index(int(np.argmax(corr))) if corr.any() else Key(0, "major")
+
+
+def local_keys(song: Song, window_bars: int = 8, margin: float = 0.1) -> list[tuple[int, Key]]:
+    """Key changes as ``(bar, Key)``, the first at bar 0.
+
+    The opening key is that of the first ``window_bars`` bars with notes. Then each bar is judged on a
+    window of ``window_bars`` bars centred on it. Hysteresis: the key changes only when another key
+    correlates better than the current one by ``margin`` in ``max(2, window_bars // 2)`` bars in a row
+    (so a borrowed chord, a short tonicization or a window straddling a modulation does not flip it).
+    """
+    grid = song.grid
+    notes = song.melody + song.bridge
+    bounds = list(grid.bar_starts) + [grid.n_steps]
+    n_bars = len(grid.bar_starts)
+    if n_bars == 0:
+        return [(0, estimate_key(song))]
+    half = max(1, window_bars // 2)
+    # the opening key: the first window_bars bars that hold notes (an intro without melody says nothing)
+    first = int(grid.bar_of_step(min(n.start for n in notes))) if notes else 0
+    corr = key_correlations(pitch_class_histogram(notes, bounds[first], bounds[min(n_bars, first + window_bars)]))
+    start = _key_of_index(int(np.argmax(corr))) if corr.any() else estimate_key(song)
+    current = start.tonic + (0 if start.mode == "major" else 12)
+    changes: list[tuple[int, Key]] = [(0, start)]
+    confirm = max(2, half)  # bars a new key must keep winning before it counts
+    candidate, since = None, 0
+    for b in range(n_bars):
+        lo, hi = bounds[max(0, b - half)], bounds[min(n_bars, b + half)]
+        hist = pitch_class_histogram(notes, lo, hi)
+        if np.count_nonzero(hist) < 3:
+            continue  # too few notes to say anything
+        corr = key_correlations(hist)
+        best = int(np.argmax(corr))
+        if best == current or corr[best] - corr[current] <= margin:
+            candidate = None
+            continue
+        if best != candidate:
+            candidate, since = best, b
+        if b - since + 1 >= confirm:
+            current, candidate = best, None
+            changes.append((since, _key_of_index(best)))
+    return changes or [(0, estimate_key(song))]
+
+
+def _bar_tokens(song: Song) -> list[list[tuple[int, int]]]:
+    """Per bar, the melody's ``(onset offset in the bar, pitch)`` sequence."""
+    grid = song.grid
+    out: list[list[tuple[int, int]]] = [[] for _ in grid.bar_starts]
+    if not out:
+        return out
+    bars = grid.bar_of_step([n.start for n in song.melody]) if song.melody else []
+    for n, b in zip(song.melody, bars, strict=True):
+        if 0 <= b < len(out):
+            out[b].append((n.start - grid.bar_starts[b], n.pitch))
+    return out
+
+
+def _token_cost(x: tuple[int, int], y: tuple[int, int]) -> float:
+    """Substitution cost: 0 equal, 0.5 same pitch moved by at most 2 steps (a delayed note), else 1."""
+    if x == y:
+        return 0.0
+    return 0.5 if x[1] == y[1] and abs(x[0] - y[0]) <= 2 else 1.0
+
+
+def _edit_distance(a: list, b: list) -> float:
+    prev = [float(j) for j in range(len(b) + 1)]
+    for i, x in enumerate(a, 1):
+        cur = [float(i)]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + _token_cost(x, y)))
+        prev = cur
+    return prev[-1]
+
+
+def bars_similar(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> bool:
+    """Same or nearly the same bar of melody: ``(onset, pitch)`` sequences within a small edit distance.
+
+    Bars of 4+ notes tolerate ``n/4 + 0.5`` edits: one ornament (an added note, 1, that delays the next,
+    0.5) or one changed note (1); a note moved by up to 2 steps costs 0.5. Shorter bars tolerate only a
+    moved note. Pitches are absolute: a transposed bar is a different bar.
+    """
+    longest = max(len(a), len(b))
+    allowed = 0.5 if longest < 4 else longest / 4 + 0.5
+    if abs(len(a) - len(b)) > allowed:
+        return False
+    return _edit_distance(a, b) <= allowed
+
+
+def melody_repetition(song: Song) -> np.ndarray:
+    """One id per bar, 0, 1, 2... in order of first appearance; bars with (nearly) the same melody share
+    an id. Each bar is compared with the first bar of every id (no chaining of small differences).
+    Bars without melody notes share one id."""
+    tokens = _bar_tokens(song)
+    reps: list[list[tuple[int, int]]] = []
+    ids = np.zeros(len(tokens), dtype=np.int64)
+    for b, tok in enumerate(tokens):
+        for i, rep in enumerate(reps):
+            if bars_similar(tok, rep):
+                ids[b] = i
+                break
+        else:
+            ids[b] = len(reps)
+            reps.append(tok)
+    return ids
+
+
+def per_step(bar_values, grid: Grid) -> np.ndarray:
+    """Expand one value per bar to one value per step: ``[n_steps]``."""
+    values = np.asarray(bar_values)
+    bars = grid.bar_of_step(np.arange(grid.n_steps))
+    return values[np.clip(bars, 0, len(values) - 1)]
+
+
+def chords_from_notes(notes: list[Note], grid: Grid, min_share: float = 0.25) -> list[ChordSpan]:
+    """Read the chords of a harmony track: per beat, the pitch classes sounding (weighted by how long
+    they sound in the beat; a class under ``min_share`` of the strongest is a passing tone), matched to
+    the chord vocabulary; equal consecutive chords merge. Beats with nothing sounding are N."""
+    from .chords import chord_from_pitch_classes
+
+    bounds = sorted(set(grid.beat_starts) | {0}) + [grid.n_steps]
+    spans: list[ChordSpan] = []
+    ordered = sorted(notes, key=lambda n: n.start)
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        if hi <= lo:
+            continue
+        hist = pitch_class_histogram([n for n in ordered if n.start < hi and n.end > lo], lo, hi)
+        pcs = {pc for pc in range(12) if hist[pc] > 0 and hist[pc] >= min_share * hist.max()}
+        chord = chord_from_pitch_classes(pcs)
+        if spans and spans[-1].chord == chord and spans[-1].end == lo:
+            spans[-1] = ChordSpan(spans[-1].start, hi, chord)
+        else:
+            spans.append(ChordSpan(lo, hi, chord))
+    return spans
+
+
+def mean_polyphony(notes: list[Note]) -> float:
+    """Average number of notes sounding while anything sounds (1.0 for a monophonic line)."""
+    if not notes:
+        return 0.0
+    end = max(n.end for n in notes)
+    count = np.zeros(end + 1, dtype=np.int64)
+    for n in notes:
+        count[n.start] += 1
+        count[n.end] -= 1
+    sounding = np.cumsum(count)[:end]
+    active = sounding > 0
+    return float(sounding[active].mean()) if active.any() else 0.0
+
+
+def find_chord_track(tracks: dict[str, list[Note]], min_polyphony: float = 2.5,
+                     min_notes: int = 8) -> str | None:
+    """The track that holds the harmony, if any: a track named like ``chords`` wins; otherwise the
+    polyphonic track (``mean_polyphony >= min_polyphony``) that sounds longest."""
+    for name, notes in tracks.items():
+        if len(notes) >= 3 and name.strip().lower() in ("chords", "chord", "harmony"):
+            return name
+    best, best_cover = None, 0
+    for name, notes in tracks.items():
+        if len(notes) < min_notes or mean_polyphony(notes) < min_polyphony:
+            continue
+        cover = len({t for n in notes for t in range(n.start, n.end)})
+        if cover > best_cover:
+            best, best_cover = name, cover
+    return best
+
+
+_MODE_WORDS = {
+    "": "major", "maj": "major", "major": "major", "ionian": "major",
+    "m": "minor", "min": "minor", "minor": "minor", "aeolian": "minor",
+}
+
+
+def parse_key(text: str) -> Key:
+    """``"A minor"``, ``"Am"``, ``"A:min"``, ``"F# major"``, ``"Eb"`` (major) -> Key. StripeError otherwise."""
+    from .chords import parse_pitch_class
+    from .errors import StripeError
+
+    m = re.match(r"^([A-Ga-g][#b]?)\s*:?\s*([A-Za-z]*)$", text.strip())
+    mode = None
+    if m:
+        word = m.group(2)
+        mode = "major" if word == "M" else _MODE_WORDS.get(word.lower())
+    if not m or mode is None:
+        raise StripeError(f"cannot read key {text!r}: write it like 'A minor', 'Am', 'A:min', 'F# major' or 'Eb'")
+    return Key(parse_pitch_class(m.group(1)), mode)
+
+
+@dataclass
+class Structure:
+    """Everything the models and ``stripe labels`` need to know about a song's structure.
+
+    Per-step arrays have ``n_steps`` rows; the TIME context is the step index itself.
+    ``rep_tokens`` are renumbered over the whole song (the encoder renumbers per window).
+    """
+
+    key: Key
+    key_source: str  # "given" | "song" (annotation) | "estimated"
+    local_keys: list[tuple[int, Key]]
+    bar_rep: np.ndarray  # [n_bars] melodic repetition ids
+    chords: list[ChordSpan] | None
+    chord_source: str  # "given" | "song" | "track:<name>" | "none"
+    chroma: np.ndarray  # [n_steps, 12] uint8, BIN context (zeros when no chords)
+    chord_classes: np.ndarray  # [n_steps] int64
+    key_tokens: np.ndarray  # [n_steps]
+    rep_tokens: np.ndarray  # [n_steps]
+
+
+def label_song(song: Song, key: Key | None = None, chords: list[ChordSpan] | None = None) -> Structure:
+    """Gather the structure labels of a song (key, repetition, chords and the per-step contexts).
+
+    Key: ``key`` if given, else ``song.key``, else estimated from the melody. Chords: ``chords`` if
+    given, else ``song.chords``, else read from a chord track in ``song.others``, else none.
+    """
+    if key is not None:
+        key_source = "given"
+    elif song.key is not None:
+        key, key_source = song.key, "song"
+    else:
+        key, key_source = estimate_key(song), "estimated"
+    if chords is not None:
+        chord_source = "given"
+    elif song.chords is not None:
+        chords, chord_source = song.chords, "song"
+    else:
+        name = find_chord_track(song.others)
+        if name is not None:
+            chords, chord_source = chords_from_notes(song.others[name], song.grid), f"track:{name}"
+        else:
+            chord_source = "none"
+    n = song.n_steps
+    classes = chord_classes_per_step(chords, n)
+    return Structure(
+        key=key,
+        key_source=key_source,
+        local_keys=local_keys(song),
+        bar_rep=melody_repetition(song),
+        chords=chords,
+        chord_source=chord_source,
+        chroma=chroma_per_step(chords, n),
+        chord_classes=classes,
+        key_tokens=key_tokens(classes, key),
+        rep_tokens=rep_tokens(classes),
+    )

@@ -115,8 +115,9 @@ def load_encoded(cfg: TrainConfig, split: str, max_songs: int = 0):
     root = Path(cfg.data)
     if not root.is_dir():
         raise StripeError("no such data folder (expected a POP909-layout folder)", root)
-    songs, _skipped = load_split(root, split, structure_root=cfg.structure, cache_dir=cfg.cache,
-                                 limit=max_songs or None)
+    songs = load_split(root, split, structure_root=Path(cfg.structure) if cfg.structure else None,
+                       chord_source="structure" if cfg.structure else "midi",
+                       cache_dir=Path(cfg.cache) if cfg.cache else None, limit=max_songs or None)
     if not songs:
         raise StripeError(f"no usable songs in split {split!r}", root)
     return [encode_song(s) for s in songs]

@@ -10,8 +10,8 @@ from harmonize.chords import (
     parse_chord,
     parse_pitch_class,
 )
-from harmonize.structure import key_tokens, renumber_first_appearance
 from harmonize.song import Key
+from harmonize.structure import key_tokens, renumber_first_appearance
 
 
 @pytest.mark.parametrize(

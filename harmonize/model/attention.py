@@ -28,8 +28,9 @@ def orthogonal_gaussian(n_features: int, dim: int, generator: torch.Generator | 
     """[n_features, dim] blocks of orthonormal rows, rescaled by Gaussian norms (FAVOR+ projection)."""
     blocks = []
     for _ in range(math.ceil(n_features / dim)):
-        q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=generator))
-        blocks.append(q.T)
+        q, r = torch.linalg.qr(torch.randn(dim, dim, generator=generator))
+        # sign fix makes q Haar-distributed; without it LAPACK's sign convention biases the rows
+        blocks.append((q * torch.sign(torch.diagonal(r))).T)
     w = torch.cat(blocks)[:n_features]
     norms = torch.randn(n_features, dim, generator=generator).norm(dim=1, keepdim=True)
     return w * norms
@@ -138,8 +139,9 @@ def linear_attention(phi_q: Tensor, phi_k: Tensor, v: Tensor, causal: bool = Tru
     with fp32_region(v.device):
         phi_q, phi_k, v1 = phi_q.float(), phi_k.float(), _with_ones(v.float())
         if key_padding_mask is not None:
-            keep = key_padding_mask[:, None, :, None].to(phi_k.dtype)
-            phi_k, v1 = phi_k * keep, v1 * keep  # v too: garbage (inf/nan) in padding must not leak
+            keep = key_padding_mask[:, None, :, None]
+            # where, not a product: garbage (inf/nan) in padded steps must not leak (nan·0 = nan)
+            phi_k, v1 = torch.where(keep, phi_k, 0.0), torch.where(keep, v1, 0.0)
         if not causal:
             kv = phi_k.transpose(-1, -2) @ v1
             if initial_state is not None:

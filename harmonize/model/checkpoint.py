@@ -74,6 +74,13 @@ def read_config(folder: Path) -> tuple[ModelConfig, dict]:
         raise StripeError(f"invalid model config: {e}", path) from None
 
 
+def _one_line(e: Exception) -> str:
+    """The informative line of an exception (load_state_dict puts the detail on line 2)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+    line = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
+    return line if len(line) <= 240 else line[:237] + "..."
+
+
 def load_model(folder: Path, device: str | torch.device = "cpu") -> StructureTransformer:
     """Rebuild the model from ``folder`` and load its weights strictly; returns it in eval mode."""
     from safetensors.torch import load_model as st_load_model
@@ -88,7 +95,6 @@ def load_model(folder: Path, device: str | torch.device = "cpu") -> StructureTra
     model = StructureTransformer(config)
     try:
         missing, unexpected = st_load_model(model, weights, strict=True, device=str(device))
-    except Exception as e:  # safetensors raises its own error types; keep the first line only
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StripeError(f"cannot load model weights: {first}", weights) from None
+    except Exception as e:  # safetensors and load_state_dict raise various types; keep one line
+        raise StripeError(f"cannot load model weights: {_one_line(e)}", weights) from None
     return model.to(device).eval()

@@ -17,8 +17,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .attention import FeatureMap, LinearState, fp32_region, linear_attention, linear_attention_step
-from .attention import softmax_attention
+from .attention import (
+    FeatureMap,
+    LinearState,
+    fp32_region,
+    linear_attention,
+    linear_attention_step,
+    softmax_attention,
+)
 from .position import PE_NAMES, AbsolutePE, make_positional_encoding
 
 ROTARY = ("rope_a", "rope_b", "rope_c", "ropepool")
@@ -79,25 +85,28 @@ class SelfAttention(nn.Module):
     def _project(self, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """x [B,T,d] -> q̂, k̂ [B,T,H,D'] (fp32, PE applied) and v [B,T,H,D]."""
         q, k, v = self.qkv(x).unflatten(-1, (3, self.n_heads, self.head_dim)).unbind(-3)
-        with fp32_region(x.device):  # angles of long positions need fp32
-            q, k = self.pe(q.float(), k.float(), positions)
-        return q, k, v
+        return *self.encode(q, k, positions), v
+
+    def encode(self, q: Tensor, k: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """Apply the positional encoding in fp32 (angles of long positions need it)."""
+        with fp32_region(q.device):
+            return self.pe(q.float(), k.float(), positions)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, return_state: bool = False):
+        """q̂, k̂ [B,T,H,D'], v [B,T,H,D] -> [B,T,H,D] (and the final state when ``return_state``)."""
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B,H,T,·]
+        if self.cfg.attention == "softmax":
+            return softmax_attention(q, k, v, self.cfg.causal, mask).transpose(1, 2)
+        with fp32_region(q.device):
+            phi_q, phi_k = self.feature_map(q, is_query=True), self.feature_map(k, is_query=False)
+        y = linear_attention(phi_q, phi_k, v, self.cfg.causal, self.cfg.chunk_size, mask,
+                             return_state=return_state)
+        return (y[0].transpose(1, 2), y[1]) if return_state else y.transpose(1, 2)
 
     def forward(self, x: Tensor, positions: Tensor, mask: Tensor | None = None, return_state: bool = False):
-        B, T, d = x.shape
-        q, k, v = self._project(x, positions)
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B,H,T,·]
-        state = None
-        if self.cfg.attention == "softmax":
-            y = softmax_attention(q, k, v, self.cfg.causal, mask)
-        else:
-            with fp32_region(x.device):
-                phi_q, phi_k = self.feature_map(q, is_query=True), self.feature_map(k, is_query=False)
-            y = linear_attention(phi_q, phi_k, v, self.cfg.causal, self.cfg.chunk_size, mask,
-                                 return_state=return_state)
-            if return_state:
-                y, state = y
-        y = self.proj(y.transpose(1, 2).reshape(B, T, d).to(x.dtype))
+        y = self.attend(*self._project(x, positions), mask, return_state)
+        y, state = y if return_state else (y, None)
+        y = self.proj(y.flatten(-2).to(x.dtype))
         return (y, state) if return_state else y
 
     def step(self, x: Tensor, positions: Tensor, state: LinearState) -> tuple[Tensor, LinearState]:

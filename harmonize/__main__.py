@@ -1,0 +1,5 @@
+"""``python -m harmonize`` runs the ``stripe`` command line."""
+
+from .cli import main
+
+main()

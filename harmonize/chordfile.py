@@ -1,0 +1,91 @@
+"""Read a user's chord file (``--chords``): one chord per line, each lasting until the next.
+
+Format (plain text, UTF-8)::
+
+    # comments start with '#'; blank lines are ignored
+    0       C          # TIME CHORD
+    2.5     Am7        # TIME in seconds (from the start of the file) ...
+    3:1     F:maj      # ... or BAR:BEAT, both 1-based (bar 3, beat 1), beats as the file's meter counts them
+    4:3     G7/B       # CHORD: lead-sheet (Am7, G7/B, F#dim) or Harte (A:min7, G:7/3) symbols; N = no chord
+
+Times must not go backwards. Each chord lasts until the next one; the last lasts until the end of the
+song; before the first chord there is no chord (N). Times are snapped to the nearest 16th step.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .chords import NO_CHORD, Chord, parse_chord
+from .errors import StripeError
+from .song import ChordSpan, Grid
+
+_BAR_BEAT = re.compile(r"^(\d+):(\d+)$")
+_SECONDS = re.compile(r"^\d+(\.\d*)?$|^\.\d+$")
+
+
+def _step_of(token: str, grid: Grid, where: str, path: Path) -> int:
+    m = _BAR_BEAT.match(token)
+    if m:
+        bar, beat = int(m.group(1)), int(m.group(2))
+        if not 1 <= bar <= len(grid.bar_starts):
+            raise StripeError(f"{where}: bar {bar} is outside the song (bars 1-{len(grid.bar_starts)})", path)
+        start = grid.bar_starts[bar - 1]
+        end = grid.bar_starts[bar] if bar < len(grid.bar_starts) else grid.n_steps
+        beats = [b for b in grid.beat_starts if start <= b < end] or [start]
+        if not 1 <= beat <= len(beats):
+            raise StripeError(f"{where}: bar {bar} has {len(beats)} beats, not {beat}", path)
+        return beats[beat - 1]
+    if _SECONDS.match(token):
+        seconds = float(token)
+        if seconds > grid.step_times[-1] + 1e-6:
+            raise StripeError(
+                f"{where}: time {seconds:g} s is after the end of the song ({grid.step_times[-1]:.2f} s)", path
+            )
+        return int(grid.time_to_step(seconds))
+    raise StripeError(f"{where}: cannot read time {token!r} (seconds like 12.5, or BAR:BEAT like 5:3)", path)
+
+
+def read_chord_file(path: str | Path, grid: Grid) -> list[ChordSpan]:
+    """Parse a chord file (format in the module docstring) into spans on ``grid``."""
+    path = Path(path)
+    if not path.exists():
+        raise StripeError("no such file", path)
+    if path.is_dir():
+        raise StripeError("is a folder, not a chord file", path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StripeError("not a text file (expected lines like '5:1 Am7')", path) from exc
+    except OSError as exc:
+        raise StripeError(f"cannot read file: {exc.strerror}", path) from exc
+    points: list[tuple[int, Chord]] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        body = line.split("#", 1)[0].strip()
+        if not body:
+            continue
+        parts = body.split()
+        if len(parts) != 2:
+            raise StripeError(f"line {n}: expected 'TIME CHORD', got {body!r}", path)
+        step = _step_of(parts[0], grid, f"line {n}", path)
+        try:
+            chord = parse_chord(parts[1])
+        except ValueError as exc:
+            raise StripeError(f"line {n}: {exc}", path) from exc
+        if points and step < points[-1][0]:
+            raise StripeError(f"line {n}: time {parts[0]} is before the previous chord's", path)
+        if points and step == points[-1][0]:
+            points[-1] = (step, chord)  # two chords on one step: the later line wins
+        else:
+            points.append((step, chord))
+    if not points:
+        raise StripeError("no chords in the file (expected lines like '5:1 Am7')", path)
+    spans = []
+    bounds = [s for s, _ in points[1:]] + [grid.n_steps]
+    for (start, chord), end in zip(points, bounds, strict=True):
+        if end > start:
+            spans.append(ChordSpan(start, end, chord))
+    if spans and spans[0].start > 0:
+        spans.insert(0, ChordSpan(0, spans[0].start, NO_CHORD))
+    return spans

@@ -1,0 +1,421 @@
+"""The ``stripe`` command line (Typer).
+
+Nothing heavy is imported here at module level (no numpy, torch, pretty_midi, music21, matplotlib):
+``stripe --help`` stays instant. Each command imports what it needs and delegates to a module.
+
+Errors: a ``StripeError`` prints ``error: <path>: <message>`` on one line of stderr and exits 2;
+Ctrl-C exits 130; anything else is a bug and prints one line (``STRIPE_DEBUG=1`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+from typer.core import TyperGroup
+
+from . import __version__
+from .errors import StripeError
+
+
+def _print_error(text: str) -> None:
+    """One line on stderr, through rich when it is importable (it always is with typer)."""
+    line = " ".join(text.split())  # never more than one line, whatever the message holds
+    try:
+        from rich.console import Console
+        from rich.text import Text
+
+        Console(stderr=True, soft_wrap=True, highlight=False).print(Text("error: ", style="bold red") + line)
+    except ImportError:  # pragma: no cover
+        print(f"error: {line}", file=sys.stderr)
+
+
+def _debug() -> bool:
+    return os.environ.get("STRIPE_DEBUG", "") not in ("", "0")
+
+
+class _StripeGroup(TyperGroup):
+    """Turns StripeError, Ctrl-C and bugs into one line and an exit code, inside typer's own handling
+    (so ``typer.testing.CliRunner`` sees exactly what a user sees)."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):  # typer's own exits and usage errors
+            raise
+        except StripeError as exc:
+            if _debug():
+                raise
+            _print_error(f"{exc.path}: {exc.message}" if exc.path else exc.message)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            _print_error("interrupted")
+            ctx.exit(130)
+        except Exception as exc:
+            if _debug():
+                raise
+            _print_error(f"internal error: {type(exc).__name__}: {exc} (rerun with STRIPE_DEBUG=1 for the traceback)")
+            ctx.exit(1)
+
+
+app = typer.Typer(
+    cls=_StripeGroup,
+    name="stripe",
+    help="Harmonize MIDI melodies with structure-informed linear-attention transformers (RoPEPool).",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stripe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """stripe: melody in, chords and piano accompaniment out."""
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+
+@app.command()
+def harmonize(
+    midi: Path = typer.Argument(..., help="The MIDI file with the melody."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the harmonized MIDI file."),
+    model: str | None = typer.Option(
+        None, "--model", help="Bundled model name, a local model folder, or a Hugging Face Hub repo id "
+        "(user/name; the only case that uses the network). Default: the bundled model."),
+    melody_track: str | None = typer.Option(
+        None, "--melody-track", help="Melody track, by name or index (default: chosen automatically)."),
+    key: str | None = typer.Option(None, "--key", help="The key, e.g. 'A minor', 'Am', 'Eb' (default: estimated)."),
+    chords: Path | None = typer.Option(
+        None, "--chords", help="Your own chords ('TIME CHORD' per line): only the accompaniment is generated."),
+    temperature: float = typer.Option(
+        0.0, "--temperature", min=0.0, help="0 picks the most likely chords; higher samples more adventurous ones."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same file."),
+    candidates: int = typer.Option(
+        1, "--candidates", min=1, max=64, help="Write N alternatives (out-1.mid, out-2.mid, ...)."),
+    density: float = typer.Option(
+        1.0, "--density", min=0.05, max=20.0, help="Accompaniment density: 2 doubles the odds of a note, 0.5 halves them."),
+    musicxml: Path | None = typer.Option(None, "--musicxml", help="Also write a lead sheet (melody + chord symbols)."),
+    chords_only: bool = typer.Option(False, "--chords-only", help="Only chords: skip the accompaniment stage."),
+    no_accompaniment: bool = typer.Option(False, "--no-accompaniment", help="Same as --chords-only."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
+) -> None:
+    """Add chords and a piano accompaniment to a melody (the input's own tracks are kept untouched)."""
+    from .commands import run_harmonize
+
+    summaries = run_harmonize(
+        midi, output, model=model, melody_track=melody_track, key=key, chords_file=chords,
+        temperature=temperature, seed=seed, candidates=candidates, density=density, device=device,
+        force=force, chords_only=chords_only, no_accompaniment=no_accompaniment, musicxml=musicxml,
+    )
+    if as_json:
+        import json
+
+        sys.stdout.write(json.dumps(summaries, indent=2) + "\n")
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    for s in summaries:
+        head = " ".join(s["chords"][:8]) + (" ..." if len(s["chords"]) > 8 else "")
+        console.print(f"wrote {s['output']}: key {s['key']} ({s['key_source']}), {s['n_chords']} chords "
+                      f"({head}), {s['n_accompaniment_notes']} accompaniment notes", markup=False)
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    data: Path | None = typer.Option(None, "--data", help="A POP909-layout folder (default: $STRIPE_POP909, ./pop909 or ../shared/pop909)."),
+    out: Path = typer.Option(Path("runs/model"), "--out", help="Run folder: checkpoints, log and final/ model."),
+    config: Path | None = typer.Option(None, "--config", help="A JSON or TOML file of TrainConfig fields (flags override it)."),
+    stage: str = typer.Option("accompaniment", "--stage", help="chord or accompaniment."),
+    pe: str = typer.Option("ropepool", "--pe", help="none, ape, rope_a, rope_b, rope_c, fstripe1, fstripe, ropepool."),
+    context: str = typer.Option("bin", "--context", help="none, time, rep, key or bin."),
+    inputs: str = typer.Option("melody,bridge", "--inputs", help="Comma-separated input blocks: melody, bridge, chroma, meter."),
+    structure: Path | None = typer.Option(None, "--structure", help="Dai et al. folder: take chords from finalized_chord.txt."),
+    bars: int = typer.Option(16, "--bars", help="Training window length in bars."),
+    d_model: int = typer.Option(128, "--d-model"),
+    n_layers: int = typer.Option(2, "--layers"),
+    n_heads: int = typer.Option(4, "--heads"),
+    epochs: int = typer.Option(15, "--epochs"),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    lr: float = typer.Option(5e-4, "--lr"),
+    max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many steps (0: no cap)."),
+    max_songs: int = typer.Option(0, "--max-songs", help="Use only the first N training songs (0: all)."),
+    bidirectional: bool = typer.Option(False, "--bidirectional", help="Non-causal attention (sensible for the chord stage)."),
+    transpose: int = typer.Option(0, "--transpose", help="Random transposition augmentation, in ±semitones."),
+    chroma_noise: float = typer.Option(0.0, "--chroma-noise", help="Chance to replace a context chord by a random one."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (mixed precision on CUDA only)."),
+    checkpoint_every: int = typer.Option(200, "--checkpoint-every", help="Steps between checkpoints."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+) -> None:
+    """Train the chord or the accompaniment stage on POP909 (train split; validation on val)."""
+    from .commands import build_train_config, run_train
+
+    cli_values = dict(
+        data=data, out=out, stage=stage, pe=pe, context=context, inputs=inputs, structure=structure,
+        bars=bars, d_model=d_model, n_layers=n_layers, n_heads=n_heads, epochs=epochs,
+        batch_size=batch_size, lr=lr, max_steps=max_steps, max_songs=max_songs,
+        causal=not bidirectional, transpose=transpose, chroma_noise=chroma_noise, seed=seed,
+        device=device, checkpoint_every=checkpoint_every, threads=threads,
+    )
+    explicit = {k for k in cli_values
+                if getattr(ctx.get_parameter_source(_param_name(k)), "name", "") == "COMMANDLINE"}
+    cfg = build_train_config(cli_values, config, explicit)
+    run_train(cfg, resume=resume)
+
+
+def _param_name(field: str) -> str:
+    return {"causal": "bidirectional"}.get(field, field)
+
+
+@app.command(name="eval")
+def eval_(
+    length: int = typer.Option(16, "--length", help="Accompaniment window length in bars (16, 32, 64, ...)."),
+    data: Path | None = typer.Option(None, "--data", help="A POP909-layout folder (default: $STRIPE_POP909, ./pop909 or ../shared/pop909)."),
+    split: str = typer.Option("val", "--split", help="Which split to score (the test songs are withheld)."),
+    model: str | None = typer.Option(None, "--model", help="Bundled name, model folder or Hub id (default: bundled)."),
+    max_songs: int = typer.Option(0, "--max-songs", help="Score only the first N songs (0: all)."),
+    no_chords: bool = typer.Option(False, "--no-chords", help="Skip the chord metrics."),
+    no_accompaniment: bool = typer.Option(False, "--no-accompaniment", help="Skip the accompaniment metrics."),
+    tune: bool = typer.Option(False, "--tune", help="Tune the binarization threshold and gap on this split first."),
+    device: str = typer.Option("cpu", "--device"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout."),
+    json_out: Path | None = typer.Option(None, "--json-out", help="Also save the JSON report to this file."),
+    plot: Path | None = typer.Option(None, "--plot", help="Save a bar chart of the metrics as PNG."),
+) -> None:
+    """Score chords (accuracy, CHE, CC, CTD, CTnCTR, PCS, MCTD; model vs HMM baseline vs human) and the
+    accompaniment (CS, SSMD, GS, NDD with oracle vs predicted chords) on a POP909 split."""
+    from .commands import run_eval
+
+    run_eval(length=length, data=data, split=split, model=model, max_songs=max_songs,
+             chords=not no_chords, accompaniment=not no_accompaniment, tune=tune, device=device,
+             as_json=as_json, json_out=json_out, plot=plot)
+
+
+@app.command()
+def labels(
+    midi: Path = typer.Argument(..., help="The MIDI file to inspect."),
+    melody_track: str | None = typer.Option(
+        None, "--melody-track", help="Melody track, by name or index (default: chosen automatically)."
+    ),
+    key: str | None = typer.Option(
+        None, "--key", help="The key, e.g. 'A minor', 'Am', 'A:min', 'F# major' (default: estimated)."
+    ),
+    chords: Path | None = typer.Option(
+        None, "--chords", help="A chord file (one 'TIME CHORD' per line) instead of chords in the MIDI."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of a table."),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Draw the melody and its labels to this PNG (needs matplotlib)."
+    ),
+) -> None:
+    """Show what stripe understood of a MIDI file, bar by bar: melody track, meter, tempo, key,
+    repetition and chords."""
+    from .structure import label_song, parse_key
+
+    given_key = None
+    if key is not None:
+        try:
+            given_key = parse_key(key)
+        except StripeError as exc:
+            raise StripeError(exc.message, "--key") from None
+    song = _read_song(midi, melody_track)
+    given_chords = None
+    if chords is not None:
+        from .chordfile import read_chord_file
+
+        given_chords = read_chord_file(chords, song.grid)
+    structure = label_song(song, key=given_key, chords=given_chords)
+    report = labels_report(midi, song, structure, chord_file=chords)
+    if plot is not None:
+        plot_labels(song, structure, report, plot)
+    if as_json:
+        import json
+
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        _print_labels(report)
+
+
+# ----------------------------------------------------------------------------------- labels helpers
+
+
+def _read_song(midi: Path, melody_track: str | None):
+    from .midi import read_song
+
+    track: str | int | None = melody_track
+    if melody_track is not None and melody_track.strip().isdigit():
+        track = int(melody_track)
+    return read_song(midi, melody_track=track)
+
+
+def rep_letter(i: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA, ..."""
+    text = ""
+    i += 1
+    while i > 0:
+        i, r = divmod(i - 1, 26)
+        text = chr(65 + r) + text
+    return text
+
+
+def labels_report(midi: Path, song, structure, chord_file: Path | None = None) -> dict:
+    """Song-level facts and one entry per bar, as plain JSON-able data (what ``stripe labels`` shows)."""
+    from .midi import chord_symbol
+
+    grid = song.grid
+    times = grid.step_times
+    n_bars = len(grid.bar_starts)
+    bounds = list(grid.bar_starts) + [grid.n_steps]
+
+    def meter_at(step: int) -> str:
+        current = "4/4"
+        for s, num, den in grid.time_signatures:
+            if s <= step:
+                current = f"{num}/{den}"
+        return current
+
+    def key_at(bar: int):
+        current = structure.local_keys[0][1]
+        for b, k in structure.local_keys:
+            if b <= bar:
+                current = k
+        return current
+
+    spans = sorted(structure.chords or [], key=lambda c: c.start)
+    bars = []
+    for b in range(n_bars):
+        lo, hi = bounds[b], bounds[b + 1]
+        beats = [x for x in grid.beat_starts if lo <= x < hi] or [lo]
+        bar_chords = []
+        for span in spans:
+            if span.end <= lo or span.start >= hi:
+                continue
+            at = max(span.start, lo)
+            beat = sum(1 for x in beats if x <= at)
+            if bar_chords and bar_chords[-1]["chord"] == chord_symbol(span.chord):
+                continue
+            bar_chords.append({"beat": beat, "chord": chord_symbol(span.chord)})
+        step_len = times[lo + 1] - times[lo] if lo + 1 < len(times) else times[-1] - times[-2]
+        bars.append({
+            "bar": b + 1,
+            "start_step": int(lo),
+            "start_s": round(float(times[lo]), 3),
+            "meter": meter_at(lo),
+            "steps": int(hi - lo),
+            "tempo_bpm": round(60.0 / (4 * float(step_len)), 2),
+            "key": key_at(b).name,
+            "rep": rep_letter(int(structure.bar_rep[b])),
+            "melody_notes": sum(1 for n in song.melody if lo <= n.start < hi),
+            "chords": bar_chords,
+        })
+    chord_source = structure.chord_source
+    if chord_file is not None:
+        chord_source = f"file:{chord_file}"
+    return {
+        "file": str(midi),
+        "melody_track": song.melody_track,
+        "bridge_track": bool(song.bridge),
+        "other_tracks": list(song.others),
+        "n_bars": n_bars,
+        "n_steps": int(grid.n_steps),
+        "duration_s": round(float(times[-1]), 3),
+        "tempo_bpm": round(float(song.tempo_bpm), 2),
+        "key": structure.key.name,
+        "key_source": structure.key_source,
+        "local_keys": [{"bar": b + 1, "key": k.name} for b, k in structure.local_keys],
+        "chord_source": chord_source,
+        "bars": bars,
+    }
+
+
+def _print_labels(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    console.print(f"[bold]{report['file']}[/bold]", markup=True)
+    console.print(
+        f"melody track: {report['melody_track']}   bars: {report['n_bars']}   "
+        f"length: {report['duration_s']:.1f} s   tempo: {report['tempo_bpm']:g} bpm",
+        markup=False,
+    )
+    local = ", ".join(f"bar {x['bar']}: {x['key']}" for x in report["local_keys"])
+    console.print(f"key: {report['key']} ({report['key_source']})   local keys: {local}", markup=False)
+    console.print(f"chords: {report['chord_source']}", markup=False)
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("bar", "time", "meter", "tempo", "key", "rep", "notes", "chords"):
+        table.add_column(col, justify="right" if col in ("bar", "time", "tempo", "notes") else "left")
+    for bar in report["bars"]:
+        chords = " ".join(f"{c['beat']}:{c['chord']}" for c in bar["chords"]) or "-"
+        table.add_row(
+            str(bar["bar"]), f"{bar['start_s']:.2f}", bar["meter"], f"{bar['tempo_bpm']:g}", bar["key"],
+            bar["rep"], str(bar["melody_notes"]), chords,
+        )
+    console.print(table)
+
+
+def plot_labels(song, structure, report: dict, out: Path) -> None:
+    """Melody pianoroll with bar lines, repetition letters and chord symbols under it, as a PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise StripeError("--plot needs matplotlib: pip install 'stripe-harmonizer[plot]'") from None
+    if not out.parent.exists():
+        raise StripeError(f"output folder {str(out.parent)!r} does not exist", out)
+    grid = song.grid
+    pitches = [n.pitch for n in song.melody] or [60]
+    lo, hi = min(pitches) - 2, max(pitches) + 2
+    fig, ax = plt.subplots(figsize=(max(6.0, min(60.0, grid.n_steps / 16)), 4))
+    for n in song.melody:
+        ax.broken_barh([(n.start, n.end - n.start)], (n.pitch - 0.4, 0.8), color="tab:blue")
+    for bar in report["bars"]:
+        x = bar["start_step"]
+        ax.axvline(x, color="0.8", lw=0.8, zorder=0)
+        ax.text(x + 0.5, lo - 1.5, bar["rep"], fontsize=9, weight="bold", va="top")
+        beats = [b for b in grid.beat_starts if x <= b < x + bar["steps"]] or [x]
+        for c in bar["chords"]:
+            ax.text(beats[min(c["beat"], len(beats)) - 1] + 0.5, lo - 3.5, c["chord"], fontsize=7, va="top")
+    ax.set_xlim(0, grid.n_steps)
+    ax.set_ylim(lo - 5, hi)
+    ax.set_xlabel("16th steps")
+    ax.set_ylabel("pitch")
+    ax.set_title(f"{Path(report['file']).name}: {report['key']} ({report['key_source']}), "
+                 f"melody track {report['melody_track']}")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    """Entry point of the ``stripe`` script."""
+    try:
+        app(prog_name="stripe")
+    except KeyboardInterrupt:  # outside a command (while parsing arguments)
+        _print_error("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
