@@ -157,9 +157,11 @@ def train(
     lr: float = typer.Option(5e-4, "--lr"),
     max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many steps (0: no cap)."),
     max_songs: int = typer.Option(0, "--max-songs", help="Use only the first N training songs (0: all)."),
+    max_minutes: float = typer.Option(0.0, "--max-minutes", help="Stop cleanly after this much wall time (0: no cap)."),
     bidirectional: bool = typer.Option(False, "--bidirectional", help="Non-causal attention (sensible for the chord stage)."),
     transpose: int = typer.Option(0, "--transpose", help="Random transposition augmentation, in ±semitones."),
     chroma_noise: float = typer.Option(0.0, "--chroma-noise", help="Chance to replace a context chord by a random one."),
+    bridge_dropout: float = typer.Option(0.0, "--bridge-dropout", help="Chance to blank the bridge input of a window."),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (mixed precision on CUDA only)."),
     checkpoint_every: int = typer.Option(200, "--checkpoint-every", help="Steps between checkpoints."),
@@ -172,8 +174,9 @@ def train(
     cli_values = dict(
         data=data, out=out, stage=stage, pe=pe, context=context, inputs=inputs, structure=structure,
         bars=bars, d_model=d_model, n_layers=n_layers, n_heads=n_heads, epochs=epochs,
-        batch_size=batch_size, lr=lr, max_steps=max_steps, max_songs=max_songs,
-        causal=not bidirectional, transpose=transpose, chroma_noise=chroma_noise, seed=seed,
+        batch_size=batch_size, lr=lr, max_steps=max_steps, max_songs=max_songs, max_minutes=max_minutes,
+        causal=not bidirectional, transpose=transpose, chroma_noise=chroma_noise,
+        bridge_dropout=bridge_dropout, seed=seed,
         device=device, checkpoint_every=checkpoint_every, threads=threads,
     )
     explicit = {k for k in cli_values

@@ -23,20 +23,6 @@ def default_data_dir() -> Path | None:
     return None
 
 
-def check_output(out: Path, force: bool, inputs: tuple[Path, ...] = ()) -> None:
-    """Refuse to write over the input, or over an existing file without --force; the folder must exist."""
-    out = Path(out)
-    for src in inputs:
-        if src.exists() and out.exists() and out.resolve() == src.resolve():
-            raise StripeError("refusing to overwrite the input file", out)
-    if out.exists() and out.is_dir():
-        raise StripeError("output is a folder, not a file path", out)
-    if out.exists() and not force:
-        raise StripeError("output exists (use --force to overwrite)", out)
-    if not out.parent.exists():
-        raise StripeError("output folder does not exist", out.parent)
-
-
 def candidate_paths(out: Path, n: int) -> list[Path]:
     if n <= 1:
         return [out]
@@ -62,7 +48,7 @@ def run_harmonize(
     quiet: bool = False,
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate."""
-    from .midi import read_song, write_harmonized, write_musicxml
+    from .midi import check_output, read_song, write_harmonized, write_musicxml
 
     if candidates < 1:
         raise StripeError("--candidates must be at least 1")
@@ -72,10 +58,10 @@ def run_harmonize(
         raise StripeError("--density must be positive")
     outs = candidate_paths(output, candidates)
     for out in outs:
-        check_output(out, force, (input_path,))
+        check_output(Path(input_path), out, force)
     xml_outs = candidate_paths(musicxml, candidates) if musicxml else []
     for out in xml_outs:
-        check_output(out, force, (input_path,))
+        check_output(Path(input_path), out, force)
     if candidates > 1 and temperature == 0:
         temperature = 1.0  # several candidates only differ when chords are sampled
 
@@ -96,7 +82,7 @@ def run_harmonize(
                                 density=density, accompaniment=not (chords_only or no_accompaniment))
         result = harmonizer(song, opts)
         write_harmonized(input_path, out, result.chords, song.grid,
-                         None if chords_only else result.accompaniment, force=force)
+                         None if chords_only else result.accompaniment, force=force, melody=song.melody)
         if xml_outs:
             write_musicxml(song, result.chords, xml_outs[i], force=force)
         summaries.append({

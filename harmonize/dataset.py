@@ -82,6 +82,7 @@ class WindowDataset(torch.utils.data.Dataset):
     ``transpose_range=k`` draws a shift in [-k, k] per item; ``chroma_noise=p`` replaces each chord
     span of the window's *context* (positions and the ``chroma`` input block, never the target) by a
     random non-N vocabulary chord with probability p, to mimic predicted chords at inference.
+    ``bridge_dropout=p`` blanks the bridge (second melody) input of a window with probability p.
     Call ``set_epoch`` each epoch for fresh draws.
     """
 
@@ -96,6 +97,7 @@ class WindowDataset(torch.utils.data.Dataset):
         transpose_range: int = 0,
         chroma_noise: float = 0.0,
         seed: int = 0,
+        bridge_dropout: float = 0.0,
     ):
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
@@ -107,6 +109,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.stage, self.context, self.inputs = stage, context, tuple(inputs)
         self.transpose_range, self.chroma_noise = int(transpose_range), float(chroma_noise)
         self.seed, self.epoch = int(seed), 0
+        self.bridge_dropout = float(bridge_dropout)
         self.index: list[tuple[int, int, int]] = []
         self.n_short = 0
         for i, enc in enumerate(self.songs):
@@ -142,6 +145,8 @@ class WindowDataset(torch.utils.data.Dataset):
             shift = int(torch.randint(-self.transpose_range, self.transpose_range + 1, (1,), generator=g))
         melody = shift_roll(enc.melody_roll[lo:hi], shift)
         bridge = shift_roll(enc.bridge_roll[lo:hi], shift)
+        if self.bridge_dropout > 0 and float(torch.rand((), generator=g)) < self.bridge_dropout:
+            bridge = np.zeros_like(bridge)  # users' files rarely have a second melody: learn without it too
         chroma = np.roll(enc.chroma[lo:hi], shift, axis=1)
         classes = transpose_classes(enc.chord_class[lo:hi], shift)
         keytok = enc.key_token[lo:hi]

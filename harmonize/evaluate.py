@@ -72,23 +72,28 @@ def evaluate_chords(songs: list[Song], harmonizer, limit_systems=("model", "base
 
 
 def evaluate_accompaniment(songs: list[Song], harmonizer, length_bars: int, threshold: float, gap: int,
-                           bucket_bars: int = 16) -> tuple[dict, dict, int]:
-    """Paper metrics on windows of ``length_bars``, with oracle chords and with stage-1 chords."""
+                           bucket_bars: int = 16, stage1: bool = True) -> tuple[dict, dict, int]:
+    """Paper metrics on windows of ``length_bars``, with oracle chords and (``stage1``) with stage-1 chords.
+
+    ``harmonizer`` needs ``accompaniment_logits(enc, lo, hi)``, and a call for chords when ``stage1``.
+    """
     from .binarize import binarize_merge
     from .encode import encode_song
     from .metrics import metrics_by_bucket, paper_metrics
     from .pipeline import HarmonizeOptions
     from .pop909 import windows
 
-    results: dict[str, list[dict]] = {"oracle chords": [], "stage-1 chords": []}
+    results: dict[str, list[dict]] = {"oracle chords": [], **({"stage-1 chords": []} if stage1 else {})}
     buckets: dict[str, list[list[dict]]] = {k: [] for k in results}
     n_windows = 0
     for song in songs:
         if not song.chords or not song.piano:
             continue
-        predicted = harmonizer(Song(song.name, song.grid, song.melody, song.bridge),
-                               HarmonizeOptions(accompaniment=False)).chords
-        for condition, chords in (("oracle chords", song.chords), ("stage-1 chords", predicted)):
+        conditions = [("oracle chords", song.chords)]
+        if stage1:
+            blind = Song(song.name, song.grid, song.melody, song.bridge)  # chords come from stage 1
+            conditions.append(("stage-1 chords", harmonizer(blind, HarmonizeOptions(accompaniment=False)).chords))
+        for condition, chords in conditions:
             enc = encode_song(Song(song.name, song.grid, song.melody, song.bridge, song.piano,
                                    chords=chords, key=song.key))
             for lo, hi in windows(song, length_bars, length_bars):

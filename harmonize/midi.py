@@ -315,7 +315,7 @@ def read_song(
 # ----------------------------------------------------------------------------------------------- writing
 
 
-def _check_output(source: Path | None, out: Path, force: bool) -> None:
+def check_output(source: Path | None, out: Path, force: bool) -> None:
     if not out.parent.exists():
         raise StripeError(f"output folder {str(out.parent)!r} does not exist", out)
     if out.is_dir():
@@ -395,7 +395,7 @@ def write_harmonized(
     import pretty_midi
 
     source, out = Path(source_path), Path(out_path)
-    _check_output(source, out, force)
+    check_output(source, out, force)
     if melody is None:
         melody = read_song(source).melody
     try:
@@ -489,7 +489,7 @@ def write_musicxml(song: Song, chords: list[ChordSpan] | None, out_path: str | P
     from music21 import harmony, meter, note, stream
 
     out = Path(out_path)
-    _check_output(None, out, force)
+    check_output(None, out, force)
     q = 1.0 / STEPS_PER_QUARTER
     part = stream.Part()
     grid = song.grid

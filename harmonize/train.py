@@ -58,11 +58,13 @@ class TrainConfig:
     curriculum_min: int = 64
     transpose: int = 0  # random transposition in ±k semitones (augmentation)
     chroma_noise: float = 0.0  # chance to swap a chord span for a random chord (exposure gap)
+    bridge_dropout: float = 0.0  # chance to blank the bridge input (users' files have none)
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 200
     log_every: int = 20
     max_steps: int = 0  # 0 = no cap (for quick runs and tests)
+    max_minutes: float = 0.0  # 0 = no cap; else stop cleanly (final model written) after this wall time
     max_songs: int = 0  # 0 = all songs of the split
     val_max_songs: int = 0
     threads: int = 0  # 0 = torch default
@@ -130,6 +132,7 @@ def make_dataset(cfg: TrainConfig, encoded, train: bool):
         encoded, bars=cfg.bars, hop_bars=cfg.hop_bars if train else cfg.bars, stage=cfg.stage,
         context=cfg.context, inputs=cfg.inputs, transpose_range=cfg.transpose if train else 0,
         chroma_noise=cfg.chroma_noise if train else 0.0, seed=cfg.seed,
+        bridge_dropout=cfg.bridge_dropout if train else 0.0,
     )
 
 
@@ -306,6 +309,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
     started, start_step = time.perf_counter(), step
     model.train()
 
+    def out_of_time() -> bool:
+        return bool(cfg.max_minutes) and time.perf_counter() - started > 60 * cfg.max_minutes
+
     def checkpoint_now():
         save_checkpoint(run, model, optimizer,
                         {"step": step, "epoch": epoch, "batch_pos": batch_pos, "history": history}, cfg)
@@ -313,12 +319,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
     try:
         if bar:
             bar.start()
-        while epoch < cfg.epochs and step < total_steps:
+        while epoch < cfg.epochs and step < total_steps and not out_of_time():
+            train_set.set_epoch(epoch)  # fresh, reproducible augmentation draws per epoch
             order = epoch_order(len(train_set), cfg.seed, epoch)
             for i, batch in enumerate(batches(train_set, order, cfg.batch_size)):
                 if i < batch_pos:
                     continue  # already trained on before the checkpoint we resumed from
-                if step >= total_steps:
+                if step >= total_steps or out_of_time():
                     break
                 if hasattr(model, "redraw_features"):
                     model.redraw_features()  # fresh FAVOR+ projections each training step
@@ -371,6 +378,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
             break  # max_steps reached inside the epoch
         if not history or history[-1]["step"] != step:
             history.append({"epoch": epoch, "step": step, **validate(model, val_set, cfg, device)})
+            log_file.write(json.dumps(history[-1]) + "\n")
         checkpoint_now()
         final = run / "final"
         tmp = run / "final.tmp"
