@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PES = ("rope_c", "fstripe1", "ropepool")
 CONTEXTS = ("time", "rep", "key", "bin")
-SCALE = dict(d_model=64, n_heads=4, n_layers=2, d_ff=128, batch_size=8, epochs=1, lr=1e-3, warmup_steps=100,
+SCALE = dict(d_model=64, n_heads=4, n_layers=2, d_ff=128, batch_size=8, epochs=1, max_steps=1000, lr=1e-3,
+             warmup_steps=100, feature_map="favor",
              bars=16, hop_bars=4, inputs=("melody", "bridge"))
 PAPER = {  # OAS Table III (test split, 5 seeds): CS, SSMD, GS, NDD at 16 bars, then at 64 bars
     ("time", "rope_c"): (4.5, 14.65, 10.42, 93.82, 9.1, 13.79, 26.78, 91.26),

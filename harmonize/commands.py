@@ -174,8 +174,17 @@ def run_train(cfg, resume: bool = False):
     from .train import train
 
     console = Console(stderr=True, highlight=False)
-    console.print(f"training the {cfg.stage} stage: pe={cfg.pe} context={cfg.context} "
-                  f"d_model={cfg.d_model} layers={cfg.n_layers} -> {cfg.out}", markup=False)
+    shown, verb = cfg, "training"
+    if resume:  # train() takes the run's saved config, not the flags: show that one
+        verb = "resuming"
+        try:
+            from .train import TrainConfig
+
+            shown = TrainConfig(**json.loads((Path(cfg.out) / "train_config.json").read_text()))
+        except Exception:  # missing or unreadable: train() raises the proper error just below
+            pass
+    console.print(f"{verb} the {shown.stage} stage: pe={shown.pe} context={shown.context} "
+                  f"d_model={shown.d_model} layers={shown.n_layers} -> {cfg.out}", markup=False)
     result = train(cfg, resume=resume)
     last = result.history[-1] if result.history else {}
     console.print(f"done: {result.steps} steps; final model in {Path(cfg.out) / 'final'}; "
@@ -216,6 +225,8 @@ def print_report(report: dict) -> None:
     from rich.table import Table
 
     console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=160)  # a log file: no 80-column truncation
     cfg = report["config"]
     console.print(f"split {cfg['split']} of {cfg['data']}: {report['counts']}", markup=False)
     if report.get("chords"):

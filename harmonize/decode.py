@@ -135,20 +135,21 @@ def density_probs(logits: np.ndarray, density: float) -> np.ndarray:
 
 def roll_to_notes(roll: np.ndarray, velocity: int = 72, split_at: list[int] | None = None) -> list[Note]:
     """Runs of active cells per pitch become notes; runs are also cut at ``split_at`` steps (bar lines),
-    so that a held pattern re-strikes where a pianist would."""
-    cuts = np.zeros(roll.shape[0] + 1, dtype=bool)
+    so that a held pattern re-strikes where a pianist would.
+
+    Vectorised (a Python loop over every cell took ~1 s for a 30-minute song): a run starts where a cell
+    is on and the one before is off or a cut falls, and ends where the one before is on and this one is
+    off or a cut falls; per pitch, the k-th start pairs with the k-th end."""
+    on = np.asarray(roll).astype(bool)
+    n = on.shape[0]
+    cuts = np.zeros(n + 1, dtype=bool)
     if split_at:
-        cuts[[s for s in split_at if 0 < s < roll.shape[0]]] = True
-    notes = []
-    for pitch in np.flatnonzero(roll.any(0)):
-        col = roll[:, pitch].astype(bool)
-        start = None
-        for t in range(len(col) + 1):
-            on = t < len(col) and col[t]
-            if start is not None and (not on or cuts[t]):
-                notes.append(Note(start, t, int(pitch), velocity))
-                start = None
-            if on and start is None:
-                start = t
-    notes.sort(key=lambda n: (n.start, n.pitch))
-    return notes
+        cuts[[s for s in split_at if 0 < s < n]] = True
+    padded = np.zeros((n + 2, on.shape[1]), dtype=bool)
+    padded[1:-1] = on
+    before, now = padded[:-1], padded[1:]  # rows t = 0..n: cell t-1 and cell t
+    cut = cuts[:, None]
+    start_pitch, start_t = np.nonzero((now & (~before | cut)).T)
+    end_pitch, end_t = np.nonzero((before & (~now | cut)).T)
+    order = np.lexsort((start_pitch, start_t))
+    return [Note(int(start_t[i]), int(end_t[i]), int(start_pitch[i]), velocity) for i in order]

@@ -152,6 +152,10 @@ def evaluate(cfg: EvalConfig, progress: bool = True, harmonizer=None) -> dict:
     report: dict = {"config": dataclasses.asdict(cfg), "model": harmonizer.source,
                     "counts": {"songs": len(songs), "skipped": getattr(songs, "n_skipped", 0)}}
     if cfg.chords:
+        if cfg.tune:
+            params, acc = tune_chord_decoding(songs, harmonizer)
+            harmonizer.decoding.update(params)
+            report["chord_decoding"] = {**params, "acc_majmin": acc}
         report["chords"] = evaluate_chords(songs, harmonizer)
     if cfg.accompaniment and harmonizer.accompaniment is not None:
         threshold = cfg.threshold if cfg.threshold is not None else harmonizer.decoding["threshold"]
@@ -165,3 +169,46 @@ def evaluate(cfg: EvalConfig, progress: bool = True, harmonizer=None) -> dict:
         report["buckets"] = buckets
         report["counts"]["windows"] = n_windows
     return report
+
+
+CHORD_DECODING_GRID = {
+    "change_penalty": (0.0, 0.25, 0.5, 1.0, 2.0),
+    "offbar_penalty": (0.0, 0.5, 1.0, 2.0),
+    "key_weight": (0.0, 0.5, 1.0),
+    "none_penalty": (1.0, 3.0),
+}
+
+
+def tune_chord_decoding(songs: list[Song], harmonizer, grid: dict | None = None) -> tuple[dict, float]:
+    """HMM decoding settings with the best root + major/minor accuracy on these songs (call on val only).
+
+    The chord stage runs once per song; only the cheap Viterbi decoding is repeated per setting.
+    """
+    import itertools
+
+    from .decode import decode_chords
+    from .encode import encode_song
+    from .metrics import chord_accuracy
+    from .structure import chords_per_step, estimate_key
+
+    grid = grid or CHORD_DECODING_GRID
+    cached = []
+    for song in songs:
+        if not song.chords:
+            continue
+        blind = Song(song.name, song.grid, song.melody, song.bridge)
+        logp = harmonizer.chord_log_probs(encode_song(blind), song.n_steps, song.grid.bar_starts)
+        cached.append((song, logp, estimate_key(blind), chords_per_step(song.chords, song.n_steps)))
+    best, best_acc = {}, -1.0
+    names = list(grid)
+    for values in itertools.product(*(grid[n] for n in names)):
+        params = dict(zip(names, values, strict=True))
+        accs = []
+        for song, logp, key, ref in cached:
+            spans = decode_chords(logp, song.grid.beat_starts, song.grid.bar_starts, song.n_steps, key=key,
+                                  **params)
+            accs.append(chord_accuracy(spans, ref, level="majmin"))
+        acc = float(np.nanmean(accs)) if accs else float("nan")
+        if acc > best_acc:
+            best, best_acc = params, acc
+    return best, best_acc

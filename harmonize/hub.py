@@ -116,3 +116,27 @@ def _from_harmonizer_folder(folder: Path, source: str) -> HarmonizerSpec:
     if stages["chord"] is None:
         raise StripeError("the harmonizer has no chord/ model", folder)
     return HarmonizerSpec(stages["chord"], stages["accompaniment"], decoding, source)
+
+
+def assemble(chord: Path, accompaniment: Path | None, out: Path, decoding: dict | None = None,
+             card: str | None = None) -> Path:
+    """Build a harmonizer folder from two trained stage folders (``final/`` of ``stripe train`` runs)."""
+    import shutil
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stage, src in (("chord", chord), ("accompaniment", accompaniment)):
+        if src is None:
+            continue
+        meta = read_meta(Path(src))
+        if meta.get("stage") != stage:
+            raise StripeError(f"expected a {stage} model, config.json says {meta.get('stage')!r}", src)
+        dest = out / stage
+        dest.mkdir(exist_ok=True)
+        for name in ("config.json", "model.safetensors"):
+            shutil.copyfile(Path(src) / name, dest / name)
+    (out / "harmonizer.json").write_text(json.dumps({"decoding": {**DEFAULT_DECODING, **(decoding or {})}},
+                                                    indent=2) + "\n")
+    if card is not None:
+        (out / "README.md").write_text(card)
+    return out

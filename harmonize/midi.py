@@ -38,6 +38,7 @@ MAX_BYTES = 20 * 1024 * 1024  # a 20 MB MIDI file is far beyond any song; refuse
 MAX_NOTES = 100_000  # POP909 songs hold 2k-6k notes
 MAX_TRACKS = 1024  # hundreds of tracks read fine (tested); more is a broken or generated file
 MIN_BPM, MAX_BPM = 5.0, 1000.0  # outside this the file's timing is corrupt, not musical
+MAX_STEPS = 100_000  # 16th steps (~3.5 h of 4/4 at 120 bpm); time and memory grow linearly with it
 
 _MELODY_NAME = re.compile(r"melod|lead|vocal|voice|vox|solo|sing", re.IGNORECASE)
 _BRIDGE_NAME = re.compile(r"^\s*bridge\s*$", re.IGNORECASE)
@@ -59,6 +60,7 @@ def _load_pretty_midi(path: Path, max_bytes: int):
         raise StripeError("empty file (0 bytes), not a MIDI file", path)
     if size > max_bytes:
         raise StripeError(f"file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit", path)
+    _check_time_division(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pretty_midi warns about odd but readable files
@@ -68,6 +70,20 @@ def _load_pretty_midi(path: Path, max_bytes: int):
     except Exception as exc:  # mido/pretty_midi raise many types on garbage
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StripeError(f"not a readable MIDI file ({detail})", path) from exc
+
+
+def _check_time_division(path: Path) -> None:
+    """SMPTE time division (frames per second x ticks per frame, a negative division) is legal MIDI that
+    pretty_midi misreads as ticks per quarter note (it then fails on nonsense times): say so plainly."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(14)
+    except PermissionError as exc:
+        raise StripeError("cannot read file: permission denied", path) from exc
+    if len(head) == 14 and head[:4] == b"MThd" and head[12] & 0x80:
+        fps, per_frame = 256 - head[12], head[13]
+        raise StripeError(f"SMPTE time division ({fps} frames/s x {per_frame} ticks/frame) is not supported; "
+                          "re-save the file with ticks per quarter note (PPQ)", path)
 
 
 def _has_zero_length_notes_only(path: Path) -> bool:
@@ -81,9 +97,26 @@ def _has_zero_length_notes_only(path: Path) -> bool:
     return any(m.type == "note_on" and m.velocity > 0 for track in mid.tracks for m in track)
 
 
+def _tick_table(pm, last_tick: int) -> np.ndarray | None:
+    """pretty_midi's own tick -> seconds array, covering ``last_tick`` (None if this pretty_midi hides it)."""
+    pm.tick_to_time(int(last_tick))  # extends the table once, to the largest tick we need
+    table = getattr(pm, "_PrettyMIDI__tick_to_time", None)
+    return table if isinstance(table, np.ndarray) and len(table) > last_tick else None
+
+
 def _ticks_to_seconds(pm, ticks: np.ndarray) -> np.ndarray:
-    """Seconds of (possibly fractional) ticks through the tempo map; exact, as tempo is constant per tick."""
+    """Seconds of (possibly fractional) ticks through the tempo map; exact, as tempo is constant per tick.
+
+    Vectorised over pretty_midi's tick table (one lookup per step was a Python loop: 0.1 s per 10k steps);
+    the same numbers as ``pm.tick_to_time`` with linear interpolation between ticks.
+    """
     lo = np.floor(ticks).astype(np.int64)
+    if len(lo) == 0:
+        return np.zeros(0)
+    table = _tick_table(pm, int(lo.max()) + 1)
+    if table is not None:
+        base, nxt = table[lo], table[lo + 1]
+        return np.where(ticks == lo, base, base + (ticks - lo) * (nxt - base))
     cache: dict[int, float] = {}
 
     def at(t: int) -> float:
@@ -254,6 +287,7 @@ def read_song(
     max_bytes: int = MAX_BYTES,
     max_notes: int = MAX_NOTES,
     max_tracks: int = MAX_TRACKS,
+    max_steps: int = MAX_STEPS,
 ) -> Song:
     """Read a type 0 or type 1 MIDI file into a ``Song`` on the file's own 16th-note grid.
 
@@ -284,7 +318,16 @@ def read_song(
                 "(the file's timing looks corrupt)",
                 path,
             )
-    grid = build_grid(pm, pm.time_to_tick(end_time))
+    end_tick = pm.time_to_tick(end_time)
+    end_step = math.ceil(end_tick * STEPS_PER_QUARTER / pm.resolution)
+    if end_step > max_steps:  # a corrupt delta time or a tiny resolution: refuse before building the grid
+        raise StripeError(f"the music lasts {end_step} 16th steps ({end_time / 60:.0f} min), over the limit "
+                          f"of {max_steps} steps", path)
+    try:
+        grid = build_grid(pm, end_tick)
+    except IndexError:  # pretty_midi's own tick limit, reached by the last bar of an extreme resolution
+        raise StripeError("the file's last bar reaches past pretty_midi's tick limit (resolution "
+                          f"{pm.resolution} is too fine for a song this long)", path) from None
 
     labels = _track_labels(instruments)
     quantized = [[] if inst.is_drum else _quantize([n for n in inst.notes if n.end > n.start], grid)
@@ -361,15 +404,75 @@ def _free_channels(mid) -> list[int]:
     return [c for c in range(16) if c != 9 and c not in used]
 
 
-def _events_to_track(mido, name: str, events: list[tuple[int, int, object]]):
-    """Absolute-tick ``(tick, order, message)`` events -> a mido track with delta times."""
-    track = mido.MidiTrack()
-    track.append(mido.MetaMessage("track_name", name=name, time=0))
-    now = 0
-    for tick, _order, msg in sorted(events, key=lambda e: (e[0], e[1])):
-        track.append(msg.copy(time=int(tick - now)))
+def _vlq(value: int) -> bytes:
+    """A MIDI variable-length quantity (delta times, meta lengths)."""
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def _encode_track(name: str, events: list[tuple[int, int, bytes]]) -> bytes:
+    """Absolute-tick ``(tick, order, message bytes)`` events -> one MTrk chunk, with running status as mido
+    writes it. Encoded here rather than through mido messages: mido validates every field of every message
+    (~25 us each), which dominated writing a long accompaniment (tens of thousands of notes)."""
+    title = name.encode("latin-1")
+    data = bytearray(b"\x00\xff\x03" + _vlq(len(title)) + title)
+    now, running = 0, None
+    for tick, _order, body in sorted(events, key=lambda e: (e[0], e[1])):
+        data += _vlq(tick - now)
         now = tick
-    return track
+        if body[0] >= 0xF0:  # meta: no running status across it
+            data += body
+            running = None
+        elif body[0] == running:
+            data += body[1:]
+        else:
+            data += body
+            running = body[0]
+    data += b"\x00\xff\x2f\x00"  # end of track
+    return b"MTrk" + len(data).to_bytes(4, "big") + bytes(data)
+
+
+def _marker(text: str) -> bytes:
+    raw = text.encode("latin-1", errors="replace")
+    return b"\xff\x06" + _vlq(len(raw)) + raw
+
+
+def _save_with_tracks(mid, chunks: list[bytes], path) -> None:
+    """The source's tracks as mido encodes them, then the pre-encoded ``chunks``, in one file."""
+    import io
+
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    data = buf.getvalue()
+    n_tracks = int.from_bytes(data[10:12], "big") + len(chunks)
+    with open(path, "wb") as f:
+        f.write(data[:10] + n_tracks.to_bytes(2, "big") + data[12:])
+        for chunk in chunks:
+            f.write(chunk)
+
+
+def _times_to_ticks(pm, seconds: np.ndarray) -> np.ndarray:
+    """``pm.time_to_tick`` over an array (same rounding: the nearest tick, ties to the later one;
+    past the table's end, extrapolated with the last tempo)."""
+    seconds = np.atleast_1d(np.asarray(seconds, dtype=np.float64))
+    table = getattr(pm, "_PrettyMIDI__tick_to_time", None)
+    if not isinstance(table, np.ndarray) or len(table) == 0:  # another pretty_midi: the slow, sure way
+        return np.array([pm.time_to_tick(float(s)) for s in seconds], dtype=np.int64)
+    tick = np.searchsorted(table, seconds, side="left")
+    out = tick.astype(np.float64)
+    past = tick == len(table)
+    if past.any():
+        last = len(table) - 1
+        out[past] = np.round(last + (seconds[past] - table[last]) / pm._tick_scales[-1][1])
+    inner = np.flatnonzero(~past & (tick > 0))
+    t = tick[inner]
+    closer = np.abs(seconds[inner] - table[t - 1]) < np.abs(seconds[inner] - table[t])
+    out[inner[closer]] -= 1
+    return out.astype(np.int64)
 
 
 def write_harmonized(
@@ -407,8 +510,7 @@ def write_harmonized(
         raise StripeError(f"not a readable MIDI file ({exc})", source) from exc
 
     def to_tick(steps) -> np.ndarray:
-        seconds = grid.step_to_time(np.asarray(steps, dtype=np.float64))
-        return np.array([pm.time_to_tick(float(s)) for s in np.atleast_1d(seconds)], dtype=np.int64)
+        return _times_to_ticks(pm, grid.step_to_time(np.asarray(steps, dtype=np.float64)))
 
     channels = _free_channels(mid)
     need = 1 + (accompaniment is not None)
@@ -418,40 +520,42 @@ def write_harmonized(
         mid.type = 1  # the single track keeps the tempo map; new tracks follow it
     elif mid.type == 2:
         raise StripeError("type 2 MIDI files (independent sequences) are not supported", source)
+    chord_velocity = int(min(127, max(1, chord_velocity)))
 
     # ---- chords: block chords under the melody, symbols as markers
     ch = channels[0]
-    events: list[tuple[int, int, object]] = [(0, 0, mido.Message("program_change", channel=ch,
-                                                                   program=chord_program))]
-    low_all = min((n.pitch for n in melody), default=72)
-    for span in chords:
-        if span.end <= span.start:
-            continue
-        start, end = to_tick([span.start, span.end])
-        events.append((int(start), 1, mido.MetaMessage("marker", text=chord_symbol(span.chord))))
+    events: list[tuple[int, int, bytes]] = [(0, 0, bytes([0xC0 | ch, chord_program & 0x7F]))]
+    mel_start = np.array([n.start for n in melody], dtype=np.int64)
+    mel_end = np.array([n.end for n in melody], dtype=np.int64)
+    mel_pitch = np.array([n.pitch for n in melody], dtype=np.int64)
+    low_all = int(mel_pitch.min()) if len(mel_pitch) else 72
+    spans = [span for span in chords if span.end > span.start]
+    span_ticks = to_tick([x for span in spans for x in (span.start, span.end)]).reshape(-1, 2)
+    for span, (start, end) in zip(spans, span_ticks, strict=True):
+        events.append((int(start), 1, _marker(chord_symbol(span.chord))))
         if span.chord.is_none or end <= start:
             continue
-        around = [n.pitch for n in melody if n.start < span.end and n.end > span.start]
-        for p in voice_chord(span.chord, min(around) if around else low_all):
-            events.append((int(start), 3, mido.Message("note_on", channel=ch, note=p, velocity=chord_velocity)))
-            events.append((int(end), 2, mido.Message("note_off", channel=ch, note=p, velocity=0)))
-    mid.tracks.append(_events_to_track(mido, "Chords", events))
+        around = mel_pitch[(mel_start < span.end) & (mel_end > span.start)]
+        for p in voice_chord(span.chord, int(around.min()) if len(around) else low_all):
+            events.append((int(start), 3, bytes([0x90 | ch, p, chord_velocity])))
+            events.append((int(end), 2, bytes([0x80 | ch, p, 0])))
+    chunks = [_encode_track("Chords", events)]
 
     # ---- accompaniment
     if accompaniment is not None:
         ch = channels[1]
-        events = [(0, 0, mido.Message("program_change", channel=ch, program=accompaniment_program))]
+        events = [(0, 0, bytes([0xC0 | ch, accompaniment_program & 0x7F]))]
         if accompaniment:
             ticks = to_tick([x for n in accompaniment for x in (n.start, n.end)]).reshape(-1, 2)
             for n, (start, end) in zip(accompaniment, ticks, strict=True):
                 if end <= start:
                     end = start + 1
                 vel = int(min(127, max(1, n.velocity)))
-                events.append((int(start), 3, mido.Message("note_on", channel=ch, note=n.pitch, velocity=vel)))
-                events.append((int(end), 2, mido.Message("note_off", channel=ch, note=n.pitch, velocity=0)))
-        mid.tracks.append(_events_to_track(mido, "Accompaniment", events))
+                events.append((int(start), 3, bytes([0x90 | ch, n.pitch & 0x7F, vel])))
+                events.append((int(end), 2, bytes([0x80 | ch, n.pitch & 0x7F, 0])))
+        chunks.append(_encode_track("Accompaniment", events))
 
-    _atomic_write(out, lambda tmp: mid.save(tmp))
+    _atomic_write(out, lambda tmp: _save_with_tracks(mid, chunks, tmp))
     return out
 
 
