@@ -112,6 +112,9 @@ def harmonize(
     chords_only: bool = typer.Option(False, "--chords-only", help="Only chords: skip the accompaniment stage."),
     no_accompaniment: bool = typer.Option(False, "--no-accompaniment", help="Same as --chords-only."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    threads: int = typer.Option(
+        1, "--threads", min=0, help="CPU threads for the model (0: torch's default). One is fastest for this "
+        "small model and stays fast on a busy machine."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
 ) -> None:
@@ -122,6 +125,7 @@ def harmonize(
         midi, output, model=model, melody_track=melody_track, key=key, chords_file=chords,
         temperature=temperature, seed=seed, candidates=candidates, density=density, device=device,
         force=force, chords_only=chords_only, no_accompaniment=no_accompaniment, musicxml=musicxml,
+        threads=threads,
     )
     if as_json:
         import json

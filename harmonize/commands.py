@@ -45,7 +45,7 @@ def run_harmonize(
     chords_only: bool = False,
     no_accompaniment: bool = False,
     musicxml: Path | None = None,
-    quiet: bool = False,
+    threads: int = 1,
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate."""
     from .midi import check_output, read_song, write_harmonized, write_musicxml
@@ -75,6 +75,10 @@ def run_harmonize(
         from .chordfile import read_chord_file
 
         user_chords = read_chord_file(chords_file, song.grid)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     harmonizer = Harmonizer.load(model, device=device)
     summaries = []
     for i, out in enumerate(outs):

@@ -13,8 +13,9 @@ Reading (``read_song``):
   reduced to its top line. A track named BRIDGE becomes ``Song.bridge``; other pitched tracks are kept in
   ``Song.others`` (a chord track there is read by ``structure.label_song``).
 
-Writing (``write_harmonized``) appends tracks with mido to the original file, so every original track
-keeps its exact bytes (notes, channels, programs, tempo map, meter, sysex): the melody is never altered.
+Writing (``write_harmonized``) appends tracks to the original file: mido re-encodes the original tracks
+message for message (notes, channels, programs, tempo map, meter, sysex; the melody is never altered),
+and the added tracks are encoded to bytes here (mido's per-message validation was the slow part).
 pretty_midi (for reading and the tempo map) and mido are imported inside the functions.
 """
 

@@ -168,6 +168,15 @@ def original_tracks(path: Path) -> list[list]:
     return [list(track) for track in mido.MidiFile(str(path)).tracks]
 
 
+def same_track(written, original: list) -> bool:
+    """Message for message, except an end-of-track that a damaged input lacked and mido adds on saving
+    (the MIDI standard requires it; notes, times and every other event are untouched)."""
+    written = list(written)
+    if original and original[-1].type == "end_of_track" or not written:
+        return written == original
+    return written[:-1] == original and written[-1] == mido.MetaMessage("end_of_track", time=0)
+
+
 def check_in_process(path: Path, harmonizer: Harmonizer, opts: HarmonizeOptions) -> str:
     """read_song + Harmonizer + write_harmonized on one file; asserts the contract; 'ok' or 'error'."""
     before = path.read_bytes()
@@ -188,7 +197,7 @@ def check_in_process(path: Path, harmonizer: Harmonizer, opts: HarmonizeOptions)
         written = mido.MidiFile(str(out)).tracks
         assert len(written) == len(tracks) + 1 + (result.accompaniment is not None)
         for i, track in enumerate(tracks):
-            assert list(written[i]) == track, f"track {i} changed"
+            assert same_track(written[i], track), f"track {i} changed"
         outcome = "ok"
     assert path.read_bytes() == before
     assert sorted(p.name for p in out_dir.iterdir()) == (["out.mid"] if outcome == "ok" else [])

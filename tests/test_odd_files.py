@@ -205,6 +205,13 @@ def test_music_too_long_is_a_clean_error(model_dir, tmp_path):
     assert not out.exists()
 
 
+def test_last_bar_past_the_tick_limit_is_a_clean_error(model_dir, tmp_path):
+    # resolution 32767: the file's last tick is under pretty_midi's 10^7 limit, the end of its bar is not
+    src = make_midi(tmp_path / "fine.mid", [Track("Melody", [(0, 32767, 60), (9_990_000, 9_995_000, 62)])],
+                    resolution=32767)
+    assert_one_line_error(harmonize(src, tmp_path / "out.mid", model_dir), src, "tick limit (resolution 32767")
+
+
 # -------------------------------------------------------------------------------------- output integrity
 
 

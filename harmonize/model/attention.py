@@ -26,12 +26,11 @@ def fp32_region(device: torch.device):
 
 def orthogonal_gaussian(n_features: int, dim: int, generator: torch.Generator | None = None) -> Tensor:
     """[n_features, dim] blocks of orthonormal rows, rescaled by Gaussian norms (FAVOR+ projection)."""
-    blocks = []
-    for _ in range(math.ceil(n_features / dim)):
-        q, r = torch.linalg.qr(torch.randn(dim, dim, generator=generator))
-        # sign fix makes q Haar-distributed; without it LAPACK's sign convention biases the rows
-        blocks.append((q * torch.sign(torch.diagonal(r))).T)
-    w = torch.cat(blocks)[:n_features]
+    n_blocks = math.ceil(n_features / dim)
+    q, r = torch.linalg.qr(torch.randn(n_blocks, dim, dim, generator=generator))  # one batched call
+    # sign fix makes q Haar-distributed; without it LAPACK's sign convention biases the rows
+    q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))[:, None, :]
+    w = q.transpose(-1, -2).reshape(n_blocks * dim, dim)[:n_features]
     norms = torch.randn(n_features, dim, generator=generator).norm(dim=1, keepdim=True)
     return w * norms
 
