@@ -10,7 +10,7 @@ eighth notes at 120 bpm in 4/4 (30 bars a minute). Checks: time grows linearly (
 points: its slope is the time per minute of music, R^2 >= 0.95) and peak memory stays under 2 GB. Prints a markdown table.
 
 The model: the bundled one when installed, else random weights at the trained size (``random``, see
-``benchmarks/harmonize.py``), said in the output.
+``benchmarks/harmonize_speed.py``), said in the output.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # benchmarks/harmonize.py shadows
 
 
 def _bench_helpers():

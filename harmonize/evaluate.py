@@ -106,7 +106,7 @@ def evaluate_accompaniment(songs: list[Song], harmonizer, length_bars: int, thre
                 row = paper_metrics(target, full_pred)
                 row.update({f"piano_{k}": v for k, v in paper_metrics(enc.piano_roll[lo:hi], pred).items()})
                 results[condition].append(row)
-                if hi - lo > bucket_bars * 16:
+                if length_bars > bucket_bars:
                     buckets[condition].append(metrics_by_bucket(target, full_pred, bucket_bars=bucket_bars))
                 if condition == "oracle chords":
                     n_windows += 1
@@ -172,8 +172,8 @@ def evaluate(cfg: EvalConfig, progress: bool = True, harmonizer=None) -> dict:
 
 
 CHORD_DECODING_GRID = {
-    "change_penalty": (0.0, 0.25, 0.5, 1.0, 2.0),
-    "offbar_penalty": (0.0, 0.5, 1.0, 2.0),
+    "change_penalty": (0.0, 0.1, 0.25, 0.5, 1.0),
+    "offbar_penalty": (0.0, 0.25, 0.5, 1.0),
     "key_weight": (0.0, 0.5, 1.0),
     "none_penalty": (1.0, 3.0),
 }

@@ -88,3 +88,14 @@ def test_broken_checkpoints_fail_cleanly(tmp_path):
     (folder / "harmonizer.json").write_text("{not json")
     with pytest.raises(StripeError, match="harmonizer.json"):
         resolve(str(folder))
+
+
+def test_bundled_model_ships_and_loads():
+    """The package data rule in pyproject.toml must keep the weights in every install (basic-pitch's lesson)."""
+    from harmonize.pipeline import Harmonizer
+
+    assert BUNDLED in bundled_names()
+    harmonizer = Harmonizer.load(None)
+    assert harmonizer.source == f"bundled:{BUNDLED}" and harmonizer.accompaniment is not None
+    meta = harmonizer.accompaniment.meta
+    assert meta["stage"] == "accompaniment" and meta["context"] == "bin"

@@ -1,7 +1,7 @@
 """Speed of ``stripe harmonize`` on a whole POP909 song: end to end against ``import torch``, and the
 model time alone.
 
-    python benchmarks/harmonize.py [--midi FILE] [--model FOLDER|random|tiny] [--runs 5] [--threads 2]
+    python benchmarks/harmonize_speed.py [--midi FILE] [--model FOLDER|random|tiny] [--runs 5] [--threads 2]
 
 - End to end: ``python -m harmonize harmonize SONG -o OUT --force`` in a fresh subprocess (imports,
   model loading, reading, both stages, writing), median of ``--runs``, next to ``python -c "import torch"``
@@ -27,8 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# this script is named like the package: keep its own folder off the import path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 
 def random_harmonizer(folder: Path, d_model: int = 128, n_layers: int = 2) -> Path:
