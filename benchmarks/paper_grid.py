@@ -92,8 +92,12 @@ def run_cell(pe: str, context: str, seed: int, data: str, max_songs: int, val_so
     return result
 
 
-def table(out_root: Path) -> str:
+def table(out_root: Path, tracks: str = "piano") -> str:
+    """Markdown grid beside the paper's Table III; ``tracks``: "piano" (the generated track alone) or "all"
+    (melody and bridge, which the model is given, plus the generated piano)."""
     import numpy as np
+
+    prefix = "piano_" if tracks == "piano" else ""
 
     rows = ["| Ctx | PE | seeds | CS | SSMD | GS | NDD | CS64 | SSMD64 | GS64 | NDD64 |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -102,7 +106,7 @@ def table(out_root: Path) -> str:
         ours = []
         for bars in (16, 64):
             for m in ("CS", "SSMD", "GS", "NDD"):
-                vals = [r[f"bars{bars}"][m] for r in results]
+                vals = [r[f"bars{bars}"][prefix + m] for r in results]
                 ours.append(f"{np.mean(vals):.2f}±{np.std(vals):.2f}" if vals else "–")
         paper = PAPER[(context, pe)]
         rows.append(f"| {context.upper()} | {NAMES[pe]} (ours) | {len(results)} | " + " | ".join(ours) + " |")
@@ -122,6 +126,7 @@ def main() -> None:
     parser.add_argument("--max-songs", type=int, default=0, help="training songs (0: the whole train split)")
     parser.add_argument("--val-songs", type=int, default=0, help="val songs (0: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "grid")
+    parser.add_argument("--tracks", choices=("piano", "all"), default="piano", help="which tracks the table scores")
     args = parser.parse_args()
     if args.what == "run":
         print(json.dumps(run_cell(args.pe, args.context, args.seed, args.data, args.max_songs, args.val_songs,
@@ -141,9 +146,9 @@ def main() -> None:
             running.append(subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT))
         for p in running:
             p.wait()
-        print(table(args.out))
+        print(table(args.out, args.tracks))
     else:
-        print(table(args.out))
+        print(table(args.out, args.tracks))
 
 
 if __name__ == "__main__":
