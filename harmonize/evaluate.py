@@ -107,7 +107,9 @@ def evaluate_accompaniment(songs: list[Song], harmonizer, length_bars: int, thre
                 row.update({f"piano_{k}": v for k, v in paper_metrics(enc.piano_roll[lo:hi], pred).items()})
                 results[condition].append(row)
                 if length_bars > bucket_bars:
-                    buckets[condition].append(metrics_by_bucket(target, full_pred, bucket_bars=bucket_bars))
+                    rows = metrics_by_bucket(target, full_pred, bucket_bars=bucket_bars)
+                    # a sliver past the last full bucket (a window with longer bars) is too short to score
+                    buckets[condition].append([b for b in rows if b["end_bar"] - b["start_bar"] >= bucket_bars // 2])
                 if condition == "oracle chords":
                     n_windows += 1
     summary = {k: _mean_dicts(v) for k, v in results.items() if v}

@@ -27,7 +27,11 @@ DEFAULT_DECODING = {
 
 
 def bundled_root() -> Path:
-    return Path(str(resources.files("harmonize.pretrained")))
+    """``harmonize/pretrained`` in an install (pyproject maps ``models/`` there); ``models/`` in a checkout."""
+    try:
+        return Path(str(resources.files("harmonize.pretrained")))
+    except ModuleNotFoundError:  # running from the source tree, e.g. pytest in the repo root
+        return Path(__file__).resolve().parents[1] / "models"
 
 
 def bundled_names() -> list[str]:
