@@ -99,8 +99,8 @@ def table(out_root: Path, tracks: str = "piano") -> str:
 
     prefix = "piano_" if tracks == "piano" else ""
 
-    rows = ["| Ctx | PE | seeds | CS | SSMD | GS | NDD | CS64 | SSMD64 | GS64 | NDD64 |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| Ctx | PE | seeds | val BCE | CS | SSMD | GS | NDD | CS64 | SSMD64 | GS64 | NDD64 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for context, pe in itertools.product(CONTEXTS, PES):
         results = [json.loads(p.read_text()) for p in sorted(out_root.glob(f"{pe}-{context}-s*/result.json"))]
         ours = []
@@ -109,8 +109,11 @@ def table(out_root: Path, tracks: str = "piano") -> str:
                 vals = [r[f"bars{bars}"][prefix + m] for r in results]
                 ours.append(f"{np.mean(vals):.2f}±{np.std(vals):.2f}" if vals else "–")
         paper = PAPER[(context, pe)]
-        rows.append(f"| {context.upper()} | {NAMES[pe]} (ours) | {len(results)} | " + " | ".join(ours) + " |")
-        rows.append(f"| {context.upper()} | {NAMES[pe]} (paper) | 5 | " + " | ".join(f"{v:g}" for v in paper) + " |")
+        losses = [r["val_loss"] for r in results]
+        loss = f"{np.mean(losses):.4f}±{np.std(losses):.4f}" if losses else "–"
+        rows.append(f"| {context.upper()} | {NAMES[pe]} (ours) | {len(results)} | {loss} | " + " | ".join(ours) + " |")
+        rows.append(f"| {context.upper()} | {NAMES[pe]} (paper) | 5 | – | " + " | ".join(f"{v:g}" for v in paper)
+                    + " |")
     return "\n".join(rows)
 
 

@@ -49,13 +49,20 @@ def decode_chords(
     key_weight: float = 1.0,
     temperature: float = 0.0,
     rng: np.random.Generator | None = None,
+    prior_weight: float = 0.0,
 ) -> list[ChordSpan]:
     """One chord per beat from per-step log-probabilities ``[n_steps, N_CLASSES]``.
 
     ``temperature == 0`` gives the Viterbi path; above 0 a path is sampled from the HMM posterior with
-    emissions divided by the temperature (``rng`` makes it reproducible).
+    emissions divided by the temperature (``rng`` makes it reproducible). ``prior_weight`` divides the
+    posteriors by the song's mean posterior to that power, trading a little accuracy for chord variety.
     """
     emis = beat_log_probs(step_log_probs, beat_starts, n_steps) + key_prior(key, key_weight)
+    if prior_weight:
+        # posterior / prior^w (the hybrid-HMM "scaled likelihood"): frequent chords such as the tonic stop
+        # drowning out the rest; the prior is the song's own mean posterior, so no corpus statistics are needed
+        song_prior = np.log(np.exp(step_log_probs).mean(0) + 1e-6)
+        emis -= prior_weight * song_prior
     emis[:, 0] -= none_penalty  # a harmonizer should harmonize: no-chord only when clearly best
     n_beats = len(emis)
     if n_beats == 0:

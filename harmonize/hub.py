@@ -22,7 +22,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 DEFAULT_DECODING = {
     "threshold": 0.5, "gap": 1, "change_penalty": 2.0, "offbar_penalty": 1.0, "none_penalty": 3.0,
-    "key_weight": 1.0, "chord_window_bars": 16,
+    "key_weight": 1.0, "prior_weight": 0.0, "chord_window_bars": 16,
 }
 
 

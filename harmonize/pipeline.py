@@ -139,7 +139,8 @@ class Harmonizer:
             chords = decode_chords(
                 logp, grid.beat_starts, grid.bar_starts, song.n_steps, key=key,
                 change_penalty=d["change_penalty"], offbar_penalty=d["offbar_penalty"],
-                none_penalty=d["none_penalty"], key_weight=d["key_weight"], temperature=opts.temperature,
+                none_penalty=d["none_penalty"], key_weight=d["key_weight"], prior_weight=d["prior_weight"],
+                temperature=opts.temperature,
                 rng=np.random.default_rng(opts.seed))
             chord_source = "chord stage"
         timings["chords_s"] = time.perf_counter() - t0
