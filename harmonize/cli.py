@@ -166,6 +166,12 @@ def train(
     transpose: int = typer.Option(0, "--transpose", help="Random transposition augmentation, in ±semitones."),
     chroma_noise: float = typer.Option(0.0, "--chroma-noise", help="Chance to replace a context chord by a random one."),
     bridge_dropout: float = typer.Option(0.0, "--bridge-dropout", help="Chance to blank the bridge input of a window."),
+    curriculum_steps: int = typer.Option(
+        0, "--curriculum-steps", help="Length curriculum: grow windows from --curriculum-min steps over this many steps (0: off)."),
+    curriculum_min: int = typer.Option(64, "--curriculum-min", help="Shortest window of the curriculum, in 16th steps."),
+    warmup_steps: int = typer.Option(200, "--warmup-steps", help="Linear learning-rate warm-up."),
+    lr_decay: float = typer.Option(0.85, "--lr-decay", help="Learning-rate factor per epoch after warm-up."),
+    grad_clip: float = typer.Option(1.0, "--grad-clip", help="Gradient-norm clipping."),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (mixed precision on CUDA only)."),
     checkpoint_every: int = typer.Option(200, "--checkpoint-every", help="Steps between checkpoints."),
@@ -180,7 +186,8 @@ def train(
         bars=bars, d_model=d_model, n_layers=n_layers, n_heads=n_heads, epochs=epochs,
         batch_size=batch_size, lr=lr, max_steps=max_steps, max_songs=max_songs, max_minutes=max_minutes,
         causal=not bidirectional, transpose=transpose, chroma_noise=chroma_noise,
-        bridge_dropout=bridge_dropout, seed=seed,
+        bridge_dropout=bridge_dropout, curriculum_steps=curriculum_steps, curriculum_min=curriculum_min,
+        warmup_steps=warmup_steps, lr_decay=lr_decay, grad_clip=grad_clip, seed=seed,
         device=device, checkpoint_every=checkpoint_every, threads=threads,
     )
     explicit = {k for k in cli_values

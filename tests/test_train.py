@@ -87,3 +87,37 @@ def test_final_model_harmonizes(tmp_path):
     song = read_song(song_file(tmp_path / "s.mid", bars=4))
     result = Harmonizer.load(str(tiny))(song)
     assert result.chords and result.chords[-1].end == song.n_steps
+
+
+def test_config_file_then_flags(tmp_path):
+    from harmonize.commands import build_train_config
+
+    cfg_file = tmp_path / "run.toml"
+    cfg_file.write_text('pe = "rope_c"\nd_model = 32\ncontext = "key"\n')
+    values = dict(data=str(FIXTURES), out=str(tmp_path / "o"), pe="ropepool", d_model=128, context="bin",
+                  inputs="melody,bridge", stage="accompaniment")
+    cfg = build_train_config(values, cfg_file, explicit={"d_model"})
+    assert (cfg.pe, cfg.context, cfg.d_model) == ("rope_c", "key", 128)  # file beats defaults, flags beat file
+    cfg_file.write_text('nonsense = 1\n')
+    with pytest.raises(StripeError, match="unknown config keys"):
+        build_train_config(values, cfg_file, explicit=set())
+    with pytest.raises(StripeError, match="--pe"):
+        build_train_config({**values, "pe": "rope_z"}, None, explicit=set())
+
+
+def test_length_curriculum_crops_early_batches(tmp_path):
+    seen = []
+    import harmonize.train as train_module
+
+    original = train_module.crop
+
+    def spy(batch, length):
+        seen.append(length)
+        return original(batch, length)
+
+    train_module.crop = spy
+    try:
+        train(config(tmp_path / "c", max_steps=4, curriculum_steps=4, curriculum_min=16), progress=False)
+    finally:
+        train_module.crop = original
+    assert seen[0] == 16 and seen == sorted(seen) and seen[-1] > 16
