@@ -63,7 +63,7 @@ def run_harmonize(
     for out in xml_outs:
         check_output(Path(input_path), out, force)
     if candidates > 1 and temperature == 0:
-        temperature = 1.0  # several candidates only differ when chords are sampled
+        temperature = 0.5  # several candidates only differ when chords are sampled; 0.5 stays musical
 
     song = read_song(input_path, melody_track=_track_arg(melody_track))
     from .pipeline import HarmonizeOptions, Harmonizer
