@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 def _bench_helpers():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_harmonize", HERE / "harmonize.py")
+    spec = importlib.util.spec_from_file_location("bench_harmonize", HERE / "harmonize_speed.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
