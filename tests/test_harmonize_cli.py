@@ -119,3 +119,13 @@ def test_bad_flags_give_one_line(model_dir, melody, tmp_path, args, message):
     assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in res.output
     if message:
         assert message in lines[0].lower()
+
+
+def test_density_changes_the_number_of_accompaniment_notes(model_dir, melody, tmp_path):
+    counts = []
+    for density in ("0.2", "5"):
+        res = run("harmonize", melody, "-o", tmp_path / f"d{density}.mid", "--model", model_dir,
+                  "--density", density, "--json")
+        assert res.exit_code == 0, res.output
+        counts.append(json.loads(res.stdout)[0]["n_accompaniment_notes"])
+    assert counts[0] < counts[1]
