@@ -23,3 +23,15 @@ def pop909_structure_dir() -> Path:
     if not POP909_STRUCTURE.exists():
         pytest.skip("../shared/pop909-structure not present")
     return POP909_STRUCTURE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """One torch thread for the whole run: the tiny test models gain nothing from more, and on a busy
+    machine extra intra-op threads spin at barriers."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -126,17 +126,6 @@ def seeds(tmp_path_factory) -> dict[str, bytes]:
     return files
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the tiny model gains nothing from more, and a busy machine makes them spin."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def harmonizer(tmp_path_factory) -> Harmonizer:
     return Harmonizer.load(str(model_dir_of(tmp_path_factory)))

@@ -26,17 +26,6 @@ from harmonize.midi import read_song
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the tiny model gains nothing from more, and a busy machine makes them spin."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return tiny_harmonizer(tmp_path_factory.mktemp("tiny") / "harmonizer")
