@@ -13,12 +13,11 @@ import numpy as np
 import torch
 
 from harmonize.decode import decode_chords
-from harmonize.encode import encode_song
+from harmonize.evaluate import chord_stage_outputs
 from harmonize.metrics import harmonization_metrics, melody_per_step
 from harmonize.pipeline import Harmonizer
 from harmonize.pop909 import load_split
-from harmonize.song import Song
-from harmonize.structure import chords_per_step, estimate_key
+from harmonize.structure import chords_per_step
 
 
 def main() -> None:
@@ -30,11 +29,8 @@ def main() -> None:
     songs = load_split(args.data, "val")
     h = Harmonizer.load(args.model)
     d = h.decoding
-    cache = []
-    for s in songs:
-        blind = Song(s.name, s.grid, s.melody, s.bridge)
-        cache.append((s, h.chord_log_probs(encode_song(blind), s.n_steps, s.grid.bar_starts), estimate_key(blind),
-                      chords_per_step(s.chords, s.n_steps), melody_per_step(s.melody, s.n_steps)))
+    cache = [(s, logp, key, ref, melody_per_step(s.melody, s.n_steps))
+             for s, logp, key, ref in chord_stage_outputs(songs, h)]
     print("| prior_weight | change_penalty | acc root+maj/min | CHE | CC | CTnCTR | PCS |")
     print("|---|---|---|---|---|---|---|")
     for w in (0, 0.25, 0.5, 0.75, 1.0):

@@ -28,9 +28,6 @@ import numpy as np
 from .chords import NO_CHORD, QUALITY_INTERVALS, Chord
 from .song import ChordSpan, Key
 
-MAJOR_SCALE = frozenset({0, 2, 4, 5, 7, 9, 11})
-MINOR_SCALE = frozenset({0, 2, 3, 5, 7, 8, 10, 11})  # natural minor + leading tone (for V, vii°)
-
 
 def _states(vocabulary: Sequence[str]) -> list[Chord]:
     for q in vocabulary:
@@ -49,8 +46,7 @@ def _beats(beat_starts: Sequence[int], n_steps: int) -> list[tuple[int, int]]:
 
 def is_diatonic(chord: Chord, key: Key) -> bool:
     """True if every tone of ``chord`` lies in ``key``'s scale."""
-    scale = MAJOR_SCALE if key.mode == "major" else MINOR_SCALE
-    return all((pc - key.tonic) % 12 in scale for pc in chord.pitch_classes)
+    return all(pc in key.scale for pc in chord.pitch_classes)
 
 
 def beat_emissions(

@@ -12,9 +12,6 @@ import numpy as np
 from .chords import N_CLASSES, chord_from_class
 from .song import ChordSpan, Key, Note
 
-MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
-MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10, 11)  # natural minor plus the leading tone (V in minor)
-
 
 def beat_log_probs(step_log_probs: np.ndarray, beat_starts: list[int], n_steps: int) -> np.ndarray:
     """Mean per-step log-probabilities over each beat: ``[n_beats, C]``."""
@@ -30,7 +27,7 @@ def key_prior(key: Key | None, weight: float) -> np.ndarray:
     prior = np.zeros(N_CLASSES)
     if key is None or weight == 0:
         return prior
-    scale = {(key.tonic + i) % 12 for i in (MAJOR_SCALE if key.mode == "major" else MINOR_SCALE)}
+    scale = key.scale
     for c in range(1, N_CLASSES):
         pcs = chord_from_class(c).pitch_classes
         prior[c] = weight * (sum(pc in scale for pc in pcs) / len(pcs) - 1.0)

@@ -181,6 +181,22 @@ CHORD_DECODING_GRID = {
 }
 
 
+def chord_stage_outputs(songs: list[Song], harmonizer) -> list[tuple]:
+    """``(song, per-step chord log-probs, estimated key, reference chords per step)`` for annotated songs,
+    computed as for a user's file (no chords, no key): the chord stage runs once, decoding can be redone."""
+    from .encode import encode_song
+    from .structure import chords_per_step, estimate_key
+
+    out = []
+    for song in songs:
+        if not song.chords:
+            continue
+        blind = Song(song.name, song.grid, song.melody, song.bridge)
+        logp = harmonizer.chord_log_probs(encode_song(blind), song.n_steps, song.grid.bar_starts)
+        out.append((song, logp, estimate_key(blind), chords_per_step(song.chords, song.n_steps)))
+    return out
+
+
 def tune_chord_decoding(songs: list[Song], harmonizer, grid: dict | None = None) -> tuple[dict, float]:
     """HMM decoding settings with the best root + major/minor accuracy on these songs (call on val only).
 
@@ -189,18 +205,10 @@ def tune_chord_decoding(songs: list[Song], harmonizer, grid: dict | None = None)
     import itertools
 
     from .decode import decode_chords
-    from .encode import encode_song
     from .metrics import chord_accuracy
-    from .structure import chords_per_step, estimate_key
 
     grid = grid or CHORD_DECODING_GRID
-    cached = []
-    for song in songs:
-        if not song.chords:
-            continue
-        blind = Song(song.name, song.grid, song.melody, song.bridge)
-        logp = harmonizer.chord_log_probs(encode_song(blind), song.n_steps, song.grid.bar_starts)
-        cached.append((song, logp, estimate_key(blind), chords_per_step(song.chords, song.n_steps)))
+    cached = chord_stage_outputs(songs, harmonizer)
     best, best_acc = {}, -1.0
     names = list(grid)
     for values in itertools.product(*(grid[n] for n in names)):

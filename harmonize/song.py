@@ -45,6 +45,12 @@ class Key:
 
         return f"{PITCH_NAMES[self.tonic]} {self.mode}"
 
+    @property
+    def scale(self) -> frozenset[int]:
+        """Pitch classes of the key: the major scale, or natural minor plus the leading tone (V, vii°)."""
+        steps = (0, 2, 4, 5, 7, 9, 11) if self.mode == "major" else (0, 2, 3, 5, 7, 8, 10, 11)
+        return frozenset((self.tonic + i) % 12 for i in steps)
+
 
 @dataclass
 class Grid:
