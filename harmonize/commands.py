@@ -110,9 +110,9 @@ def _track_arg(value: str | None):
 def save_json(obj, path: Path | None) -> str:
     text = json.dumps(obj, indent=2, default=str)
     if path:
-        tmp = Path(str(path) + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        from .atomic import atomic_write_text
+
+        atomic_write_text(path, text)
     return text
 
 
@@ -278,7 +278,7 @@ def plot_report(report: dict, out: Path) -> None:
     ax.set_title(f"{report['config']['length']}-bar windows, split {report['config']['split']}")
     ax.legend()
     fig.tight_layout()
-    tmp = Path(str(out) + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    from .atomic import atomic_write
+
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), suffix=".tmp.png")
     plt.close(fig)
-    os.replace(tmp, out)

@@ -22,15 +22,14 @@ pretty_midi (for reading and the tempo map) and mido are imported inside the fun
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .chords import PITCH_NAMES, Chord
 from .errors import StripeError
 from .song import STEPS_PER_QUARTER, ChordSpan, Grid, Note, Song
@@ -370,19 +369,6 @@ def check_output(source: Path | None, out: Path, force: bool) -> None:
         raise StripeError("already exists (use --force to overwrite)", out)
 
 
-def _atomic_write(out: Path, write) -> None:
-    """``write(tmp_path)`` into the output folder, then rename over ``out`` (no half-written files)."""
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp" + out.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def voice_chord(chord: Chord, ceiling: int) -> list[int]:
     """Block-chord pitches strictly below ``ceiling`` (the lowest melody pitch around the chord).
 
@@ -556,7 +542,7 @@ def write_harmonized(
                 events.append((int(end), 2, bytes([0x80 | ch, n.pitch & 0x7F, 0])))
         chunks.append(_encode_track("Accompaniment", events))
 
-    _atomic_write(out, lambda tmp: _save_with_tracks(mid, chunks, tmp))
+    atomic_write(out, lambda tmp: _save_with_tracks(mid, chunks, tmp), suffix=".tmp" + out.suffix)
     return out
 
 
@@ -623,7 +609,7 @@ def write_musicxml(song: Song, chords: list[ChordSpan] | None, out_path: str | P
     score = stream.Score()
     score.insert(0, part)
     score.makeNotation(inPlace=True)
-    _atomic_write(out, lambda tmp: score.write("musicxml", fp=tmp))
+    atomic_write(out, lambda tmp: score.write("musicxml", fp=tmp), suffix=".tmp" + out.suffix)
     return out
 
 

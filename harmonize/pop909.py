@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import pickle
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write_bytes
 from .chords import QUALITY_INTERVALS, Chord, parse_chord, parse_pitch_class
 from .errors import StripeError
 from .song import STEPS_PER_QUARTER, ChordSpan, Grid, Key, Note, Song
@@ -390,18 +390,6 @@ def cache_key(song_dir: Path, structure_dir: Path | None = None, chord_source: s
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _cache_lookup(entry: Path, key: str) -> Song | None:
     try:
         with open(entry, "rb") as f:
@@ -441,7 +429,8 @@ def load_song_cached(
         return song
     song = load_song(song_dir, structure_dir, chord_source)
     try:
-        _atomic_write(entry, pickle.dumps({"key": key, "song": song}, protocol=pickle.HIGHEST_PROTOCOL))
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(entry, pickle.dumps({"key": key, "song": song}, protocol=pickle.HIGHEST_PROTOCOL))
     except OSError as e:  # a read-only cache must not stop loading
         log.warning("cannot write cache entry %s: %s", entry, e)
     return song

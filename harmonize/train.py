@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .atomic import atomic_write_text
 from .errors import StripeError
 
 STAGES = ("chord", "accompaniment")
@@ -282,7 +283,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
     elif run.exists() and any(run.iterdir()):
         raise StripeError("run folder exists and is not empty (use --resume to continue it, or another --out)", run)
     run.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(cfg_path, json.dumps(dataclasses.asdict(cfg), indent=2))
+    atomic_write_text(cfg_path, json.dumps(dataclasses.asdict(cfg), indent=2))
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -406,9 +407,3 @@ def _progress(enabled: bool):
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -8,30 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from harmonize.atomic import atomic_write, atomic_write_text
 from harmonize.errors import StripeError
 
 from .transformer import ModelConfig, StructureTransformer
 
 MODEL_TYPE = "StructureTransformer"
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through ``write(tmp_path)`` into a temp file beside ``path``, then os.replace it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(model: StructureTransformer, folder: Path, extra: dict | None = None) -> None:
@@ -46,8 +33,8 @@ def save_model(model: StructureTransformer, folder: Path, extra: dict | None = N
     config = dataclasses.asdict(model.config) | {"model_type": MODEL_TYPE, "meta": extra or {}}
     text = json.dumps(config, indent=2, sort_keys=True) + "\n"
     # weights first: a config.json next to stale weights is worse than the reverse
-    _atomic_write(folder / WEIGHTS_FILE, lambda tmp: st_save_model(model, tmp))
-    _atomic_write(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(folder / WEIGHTS_FILE, lambda tmp: st_save_model(model, tmp))
+    atomic_write_text(folder / CONFIG_FILE, text)
 
 
 def read_config(folder: Path) -> tuple[ModelConfig, dict]:
