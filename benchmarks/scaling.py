@@ -26,16 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-
-
-def _bench_helpers():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_harmonize", HERE / "harmonize_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main() -> None:
@@ -45,7 +35,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3, help="median of this many runs per length")
     args = parser.parse_args()
-    helpers = _bench_helpers()
+    import harmonize_speed as helpers  # the sibling script (benchmarks/ is on sys.path when run)
     minutes = sorted(float(m) for m in args.minutes.split(","))
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
 
