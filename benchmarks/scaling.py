@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="bundled (default when installed), random, tiny, or a folder")
