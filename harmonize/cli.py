@@ -273,12 +273,9 @@ def labels(
 
 
 def _read_song(midi: Path, melody_track: str | None):
-    from .midi import read_song
+    from .midi import melody_track_arg, read_song
 
-    track: str | int | None = melody_track
-    if melody_track is not None and melody_track.strip().isdigit():
-        track = int(melody_track)
-    return read_song(midi, melody_track=track)
+    return read_song(midi, melody_track=melody_track_arg(melody_track))
 
 
 def rep_letter(i: int) -> str:

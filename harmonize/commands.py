@@ -48,7 +48,7 @@ def run_harmonize(
     threads: int = 1,
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate."""
-    from .midi import check_output, read_song, write_harmonized, write_musicxml
+    from .midi import check_output, melody_track_arg, read_song, write_harmonized, write_musicxml
 
     if candidates < 1:
         raise StripeError("--candidates must be at least 1")
@@ -65,7 +65,7 @@ def run_harmonize(
     if candidates > 1 and temperature == 0:
         temperature = 0.5  # several candidates only differ when chords are sampled; 0.5 stays musical
 
-    song = read_song(input_path, melody_track=_track_arg(melody_track))
+    song = read_song(input_path, melody_track=melody_track_arg(melody_track))
     from .pipeline import HarmonizeOptions, Harmonizer
     from .structure import parse_key
 
@@ -99,12 +99,6 @@ def run_harmonize(
             "model": harmonizer.source,
         })
     return summaries
-
-
-def _track_arg(value: str | None):
-    if value is None:
-        return None
-    return int(value) if value.isdigit() else value
 
 
 def save_json(obj, path: Path | None) -> str:

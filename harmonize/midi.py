@@ -281,6 +281,13 @@ def _choose_melody(instruments, labels, quantized, melody_track, path) -> int:
     return max(pool, key=lambda i: (melody_score(quantized[i]), -i))
 
 
+def melody_track_arg(value: str | None) -> str | int | None:
+    """``--melody-track`` text: digits are a track index, anything else a track name."""
+    if value is None:
+        return None
+    return int(value) if value.strip().isdigit() else value
+
+
 def read_song(
     path: str | Path,
     melody_track: str | int | None = None,
