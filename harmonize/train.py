@@ -242,8 +242,11 @@ def find_checkpoint(run: Path) -> Path | None:
 
 
 def load_checkpoint(path: Path, model, optimizer) -> dict:
-    from .model.checkpoint import load_model
+    from .model.checkpoint import FORMAT, load_model, read_config
 
+    if read_config(path)[2] != FORMAT:  # the optimizer moments would not match migrated weights
+        raise StripeError("checkpoint written by an older stripe: it can be used with --model but not "
+                          "resumed; start a new run", path)
     loaded = load_model(path, device="cpu")
     model.load_state_dict(loaded.state_dict(), strict=True)
     try:

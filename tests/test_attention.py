@@ -142,3 +142,16 @@ def test_fp32_statistics_under_bf16_autocast(kind):
         out, state = linear_attention(phi_q, phi_k, vb, chunk_size=8, return_state=True)
     assert phi_q.dtype == phi_k.dtype == out.dtype == state.kv.dtype == torch.float32
     torch.testing.assert_close(out, ref, atol=0.05, rtol=0.05)  # only the bf16 inputs differ
+
+
+def test_inference_then_training_share_the_cached_prefix_matrix():
+    """The chunked pass caches a small constant; made under inference_mode it must not break a later
+    autograd pass (inference tensors cannot be saved for backward)."""
+    phi_q, phi_k, v = _inputs(40, "elu", seed=9)
+    with torch.inference_mode():
+        ref = linear_attention(phi_q, phi_k, v, chunk_size=4, block_chunks=3)
+    v = v.clone().requires_grad_()
+    out = linear_attention(phi_q, phi_k, v, chunk_size=4, block_chunks=3)
+    out.sum().backward()
+    torch.testing.assert_close(out.detach(), ref)
+    assert v.grad is not None and torch.isfinite(v.grad).all()

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from harmonize.model.position import PE_NAMES, AbsolutePE, angles, make_positional_encoding
+from harmonize.model.position import PE_NAMES, AbsolutePE, angles, halves, make_positional_encoding
 
 H, D = 2, 8
 
@@ -40,7 +40,7 @@ def test_rope_score_is_eq14(name, P):
         q, k, pos = torch.randn(H, D, generator=gen), torch.randn(H, D, generator=gen), _positions(P, gen)
         a_m, a_n = _pair_angles(pe, pos)
         dm = a_m - a_n
-        q1, q2, k1, k2 = q[:, 0::2], q[:, 1::2], k[:, 0::2], k[:, 1::2]
+        (q1, q2), (k1, k2) = halves(q), halves(k)
         expected = ((q1 * k1 + q2 * k2) * dm.cos() + (q1 * k2 - q2 * k1) * dm.sin()).sum(-1)
         torch.testing.assert_close(_score(pe, q, k, pos), expected, atol=1e-4, rtol=1e-4)
 
@@ -54,7 +54,7 @@ def test_ropepool_score_is_eq23(P):
         q, k, pos = torch.randn(H, D, generator=gen), torch.randn(H, D, generator=gen), _positions(P, gen)
         a_m, a_n = _pair_angles(pe, pos)
         dm, dp = a_m - a_n, a_m + a_n
-        q1, q2, k1, k2 = q[:, 0::2], q[:, 1::2], k[:, 0::2], k[:, 1::2]
+        (q1, q2), (k1, k2) = halves(q), halves(k)
         expected = ((q1 * k1 + q2 * k2) * dm.cos() + (q1 * k2 - q2 * k1) * dm.sin()
                     + (q1 * k1 - q2 * k2) * dp.sin() + (q1 * k2 + q2 * k1) * dp.cos()).sum(-1)
         torch.testing.assert_close(_score(pe, q, k, pos), expected, atol=1e-4, rtol=1e-4)

@@ -180,3 +180,54 @@ def test_strict_loading_errors(tmp_path, damage, message):
 def test_missing_folder_is_a_stripe_error(tmp_path):
     with pytest.raises(StripeError, match="model folder not found"):
         load_model(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("pe", ["ropepool", "rope_c"])
+def test_format1_checkpoint_keeps_its_interleaved_pairs(tmp_path, pe):
+    """A checkpoint saved before format 2 paired rotary coordinates (2i, 2i+1). Loaded now, its scores
+    must still be the paper's closed form over those pairs of its own projection outputs."""
+    torch.manual_seed(1)
+    old = StructureTransformer(tiny(pe=pe, position_dim=1)).eval()
+    save_model(old, tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    del cfg["format"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    new = load_model(tmp_path)
+    attn_old, attn_new = old.blocks[0].attn, new.blocks[0].attn
+    H, D = attn_old.n_heads, attn_old.head_dim
+    x, pos = torch.randn(1, 2, 16), torch.tensor([[[3.0], [11.0]]])
+    with torch.no_grad():
+        q, k, _ = attn_old.qkv(x).view(1, 2, 3, H, D).unbind(2)  # the format-1 projections
+        th = pos[0, :, None, :] * attn_new.pe.freqs[None, :, :, 0]  # [2, H, D/2]
+        dm, dp = th[0] - th[1], th[0] + th[1]
+        q1, q2, k1, k2 = q[0, 0, :, 0::2], q[0, 0, :, 1::2], k[0, 1, :, 0::2], k[0, 1, :, 1::2]
+        expected = (q1 * k1 + q2 * k2) * dm.cos() + (q1 * k2 - q2 * k1) * dm.sin()
+        if pe == "ropepool":  # Eq. 23
+            expected = expected + (q1 * k1 - q2 * k2) * dp.sin() + (q1 * k2 + q2 * k1) * dp.cos()
+        qh, kh, _ = attn_new._project(x, pos)
+        torch.testing.assert_close((qh[0, 0] * kh[0, 1]).sum(-1), expected.sum(-1), atol=1e-4, rtol=1e-4)
+        xs, ps = batch(new.config)
+        assert not torch.equal(new(xs, ps), old(xs, ps))  # the weights really were permuted
+    save_model(new, tmp_path / "again")  # re-saved as format 2: loads without migration, same outputs
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["format"] == 2
+    with torch.no_grad():
+        torch.testing.assert_close(load_model(tmp_path / "again")(xs, ps), new(xs, ps))
+
+
+def test_unknown_checkpoint_format_is_refused(tmp_path):
+    folder = _saved(tmp_path)
+    _edit_config(folder, format=99)
+    with pytest.raises(StripeError, match="format 99 is not supported"):
+        load_model(folder)
+
+
+def test_format1_training_checkpoint_is_not_resumed(tmp_path):
+    from harmonize.train import load_checkpoint
+
+    folder = _saved(tmp_path)
+    cfg = json.loads((folder / "config.json").read_text())
+    del cfg["format"]
+    (folder / "config.json").write_text(json.dumps(cfg))
+    model = StructureTransformer(tiny())
+    with pytest.raises(StripeError, match="older stripe"):
+        load_checkpoint(folder, model, torch.optim.Adam(model.parameters()))

@@ -2,12 +2,13 @@
 
 Layout is [B, H, T, F] everywhere in this file (time explicit, see engineering.md A.4 on the FLA
 normaliser bug). The positional encoding has already been applied: φ acts on the PE-transformed q̂, k̂
-(paper.md §1.1), so the normaliser φ(q̂)·Σφ(k̂) is positive and the "ones column" trick gives it for free.
+(paper.md §1.1), so the normaliser φ(q̂)·Σφ(k̂) is positive.
 Feature maps, running sums and denominators are fp32, with autocast disabled locally.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -64,7 +65,7 @@ class FeatureMap(nn.Module):
     def forward(self, x: Tensor, is_query: bool) -> Tensor:
         x = x.float()
         if self.kind == "elu":
-            return F.elu(x) + 1.0
+            return elu_plus_one(x)
         x = x * self.in_dim ** -0.25
         u = x @ self.projection.T - 0.5 * (x * x).sum(-1, keepdim=True)
         if is_query:
@@ -78,8 +79,9 @@ class FeatureMap(nn.Module):
 class LinearState:
     """Recurrent state of one attention layer: kv = [S | z], shape [B, H, Dφ, M+1].
 
-    S = Σ φ(k) vᵀ is ``kv[..., :M]`` and z = Σ φ(k) is ``kv[..., M]`` (ones-column trick: one matmul
-    gives numerator and denominator). Always fp32; its size does not depend on the sequence length.
+    S = Σ φ(k) vᵀ is ``kv[..., :M]`` and z = Σ φ(k) is ``kv[..., M]`` (in the one-token step a ones
+    column on v makes one matmul give numerator and denominator). Always fp32; its size does not depend
+    on the sequence length.
     """
 
     kv: Tensor
@@ -101,17 +103,47 @@ def _with_ones(v: Tensor) -> Tensor:
     return torch.cat((v, v.new_ones(*v.shape[:-1], 1)), dim=-1)
 
 
-def _chunk_block(qc: Tensor, kc: Tensor, vc: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Causal chunkwise form on [B,H,n,C,·] chunks, starting from ``state`` [B,H,F,M1] (or zeros)."""
-    kv = kc.transpose(-1, -2) @ vc  # per-chunk Kᵀ[V|1]: [B,H,n,F,M1]
-    total = kv.cumsum(2)
-    before = total - kv  # exclusive prefix: the state each chunk starts from
-    if state is not None:
-        before = before + state[:, :, None]
-        total = total + state[:, :, None]
-    out = qc @ before
-    out += (qc @ kc.transpose(-1, -2)).tril_() @ vc  # intra-chunk causal part
-    return out, total[:, :, -1]
+def elu_plus_one(x: Tensor) -> Tensor:
+    """elu(x) + 1. Without autograd as exp(min(x, 0)) + max(x, 0): the same function, but exp is
+    vectorised on CPU where elu is not (2.4x faster here), and the result keeps x's memory layout."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return F.elu(x) + 1.0
+    return x.clamp(max=0.0).exp_().add_(x.clamp(min=0.0))
+
+
+@functools.lru_cache(maxsize=16)
+def _strict_prefix(m: int, device: torch.device) -> Tensor:
+    """[m, m] strictly lower-triangular ones: L @ X gives the exclusive prefix sums of X's rows.
+    A tiny matmul, several times faster than cumsum over a middle dimension on CPU. Cached and read
+    only; made outside inference mode so that a later autograd pass may save it for backward."""
+    with torch.inference_mode(False):
+        return torch.ones(m, m, device=device).tril_(-1)
+
+
+def _causal_chunks(q: Tensor, k: Tensor, v: Tensor, S: Tensor | None, z: Tensor | None, out: Tensor | None,
+                   need_state: bool):
+    """Causal chunkwise form for one block: q, k [G,m,C,F], v [G,m,C,M] (G = B·H, m chunks of C steps),
+    starting from S [G,F,M], z [G,F] (None: zeros). Returns y [G,m,C,M] (``out`` filled in place when
+    given) and, when ``need_state``, S and z after the block (else None, None)."""
+    G, m, C, Fd = q.shape
+    M = v.shape[-1]
+    Q, K, V = q.reshape(G * m, C, Fd), k.reshape(G * m, C, Fd), v.reshape(G * m, C, M)
+    kv = torch.bmm(K.transpose(1, 2), V).view(G, m, Fd * M)  # per-chunk Kᵀ V
+    ks = k.sum(2)  # per-chunk Σ φ(k): [G, m, F]
+    L = _strict_prefix(m, q.device)
+    before, z_before = torch.matmul(L, kv), torch.matmul(L, ks)  # the state each chunk starts from
+    if S is not None:
+        before, z_before = before + S.reshape(G, 1, Fd * M), z_before + z[:, None]
+    if need_state:
+        S, z = (before[:, -1] + kv[:, -1]).view(G, Fd, M), z_before[:, -1] + ks[:, -1]
+    A = torch.bmm(Q, K.transpose(1, 2)).tril_()  # intra-chunk causal scores
+    num = torch.bmm(A, V).baddbmm_(Q, before.view(G * m, Fd, M))  # in place: bmm saves inputs, not output
+    den = A.sum(-1, keepdim=True).baddbmm_(Q, z_before.view(G * m, Fd, 1)).add_(EPS)
+    if out is None:
+        out = (num / den).view(G, m, C, M)
+    else:
+        torch.div(num.view(G, m, C, M), den.view(G, m, C, 1), out=out)
+    return (out, S, z) if need_state else (out, None, None)
 
 
 def linear_attention(phi_q: Tensor, phi_k: Tensor, v: Tensor, causal: bool = True, chunk_size: int = 64,
@@ -133,36 +165,50 @@ def linear_attention(phi_q: Tensor, phi_k: Tensor, v: Tensor, causal: bool = Tru
 
     Returns:
         [B, H, T, M] fp32 (and the final state when ``return_state``).
+
+    The numerator and the denominator φ(q)·Σφ(k) are computed apart (the recurrent step instead appends
+    a ones column to v): an M+1 = 65-wide matmul runs ~25% slower than a 64-wide one here.
     """
     B, H, T, M = v.shape
+    Fd = phi_k.shape[-1]
     with fp32_region(v.device):
-        phi_q, phi_k, v1 = phi_q.float(), phi_k.float(), _with_ones(v.float())
+        phi_q, phi_k, v = phi_q.float(), phi_k.float(), v.float()
         if key_padding_mask is not None:
             keep = key_padding_mask[:, None, :, None]
             # where, not a product: garbage (inf/nan) in padded steps must not leak (nan·0 = nan)
-            phi_k, v1 = torch.where(keep, phi_k, 0.0), torch.where(keep, v1, 0.0)
+            phi_k, v = torch.where(keep, phi_k, 0.0), torch.where(keep, v, 0.0)
+        S = z = None
+        if initial_state is not None:
+            S, z = initial_state.S.reshape(B * H, Fd, M), initial_state.z.reshape(B * H, Fd)
         if not causal:
-            kv = phi_k.transpose(-1, -2) @ v1
-            if initial_state is not None:
-                kv = kv + initial_state.kv
-            out = phi_q @ kv
-            state = kv
+            G = B * H
+            if S is None:
+                S, z = phi_q.new_zeros(G, Fd, M), phi_q.new_zeros(G, Fd)
+            S = torch.baddbmm(S, phi_k.reshape(G, T, Fd).transpose(1, 2), v.reshape(G, T, M))
+            z = z + phi_k.sum(2).view(G, Fd)
+            Q = phi_q.reshape(G, T, Fd)
+            y = (torch.bmm(Q, S) / (torch.bmm(Q, z[..., None]) + EPS)).view(B, H, T, M)
         else:
             C = chunk_size
             pad = (-T) % C
             if pad:
-                phi_q, phi_k, v1 = (F.pad(t, (0, 0, 0, pad)) for t in (phi_q, phi_k, v1))
+                phi_q, phi_k, v = (F.pad(t, (0, 0, 0, pad)) for t in (phi_q, phi_k, v))
             n = (T + pad) // C
-            qc, kc, vc = (t.reshape(B, H, n, C, t.shape[-1]) for t in (phi_q, phi_k, v1))
-            state = None if initial_state is None else initial_state.kv
+            qc, kc, vc = (t.reshape(B * H, n, C, t.shape[-1]) for t in (phi_q, phi_k, v))
+            # without autograd each block writes straight into the output (no list + cat)
+            y = None if torch.is_grad_enabled() else qc.new_empty(B * H, n, C, M)
             outs = []
             for s in range(0, n, block_chunks):
-                o, state = _chunk_block(qc[:, :, s:s + block_chunks], kc[:, :, s:s + block_chunks],
-                                        vc[:, :, s:s + block_chunks], state)
+                e = min(n, s + block_chunks)
+                o, S, z = _causal_chunks(qc[:, s:e], kc[:, s:e], vc[:, s:e], S, z,
+                                         None if y is None else y[:, s:e], need_state=e < n or return_state)
                 outs.append(o)
-            out = (outs[0] if len(outs) == 1 else torch.cat(outs, 2)).view(B, H, n * C, M + 1)[:, :, :T]
-        y = out[..., :M] / (out[..., M:] + EPS)
-    return (y, LinearState(state.contiguous())) if return_state else y
+            if y is None:
+                y = outs[0] if len(outs) == 1 else torch.cat(outs, 1)
+            y = y.view(B, H, n * C, M)[:, :, :T]
+    if not return_state:
+        return y
+    return y, LinearState(torch.cat((S, z[..., None]), -1).view(B, H, Fd, M + 1))
 
 
 def linear_attention_step(phi_q: Tensor, phi_k: Tensor, v: Tensor, state: LinearState
