@@ -155,3 +155,20 @@ def test_inference_then_training_share_the_cached_prefix_matrix():
     out.sum().backward()
     torch.testing.assert_close(out.detach(), ref)
     assert v.grad is not None and torch.isfinite(v.grad).all()
+
+
+def test_elu_plus_one_is_elu_plus_one_in_every_mode():
+    x = torch.linspace(-6, 6, 241).reshape(1, 1, -1, 1).expand(2, 3, -1, 4).contiguous()
+    ref = torch.nn.functional.elu(x) + 1
+    with torch.no_grad():
+        torch.testing.assert_close(FeatureMap("elu", 4)(x, True), ref)  # exp(min(x,0)) + max(x,0)
+        kept = x.clone()
+        FeatureMap("elu", 4)(x, True)
+        assert torch.equal(x, kept)  # not in place unless asked
+        torch.testing.assert_close(FeatureMap("elu", 4)(x.clone(), True, inplace=True), ref)
+    xg = x.clone().requires_grad_()
+    out = FeatureMap("elu", 4)(xg, True, inplace=True)  # autograd: out of place, elu's own gradient
+    out.sum().backward()
+    torch.testing.assert_close(out.detach(), ref)
+    torch.testing.assert_close(xg.grad, torch.where(x > 0, 1.0, torch.exp(x)))
+    assert torch.equal(xg.detach(), x)

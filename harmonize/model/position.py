@@ -74,6 +74,8 @@ def halves(x: Tensor) -> tuple[Tensor, Tensor]:
 class PositionalEncoding(nn.Module):
     """Identity (``none`` and ``ape``: the absolute encoding is added to the input, not here)."""
 
+    returns_new_tensors = False  # True: q̂, k̂ are fresh tensors that the attention may overwrite
+
     def __init__(self, head_dim: int):
         super().__init__()
         self.out_dim = head_dim
@@ -87,6 +89,8 @@ class RoPE(PositionalEncoding):
 
     Score (Eq. 14): Σ_d (q1k1 + q2k2) cos Δ⁻_d + (q1k2 − q2k1) sin Δ⁻_d, with Δ⁻_d = f_dᵀ(p_m − p_n).
     """
+
+    returns_new_tensors = True
 
     def __init__(self, head_dim: int, n_heads: int, position_dim: int, kind: str):
         super().__init__(head_dim)
@@ -141,6 +145,8 @@ class FStripe(PositionalEncoding):
     The d = d' terms are Eq. 11; the paper argues the cross terms vanish, here they are kept (exact
     pooling). ``minimal=True`` is F-StrIPE₁ (Eq. 15/19/20): N_f = 1, no gains and no phases.
     """
+
+    returns_new_tensors = True
 
     def __init__(self, head_dim: int, n_heads: int, position_dim: int, n_freqs: int, minimal: bool):
         super().__init__(head_dim)

@@ -93,12 +93,14 @@ class SelfAttention(nn.Module):
             return self.pe(q.float(), k.float(), positions)
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, return_state: bool = False):
-        """q̂, k̂ [B,T,H,D'], v [B,T,H,D] -> [B,T,H,D] (and the final state when ``return_state``)."""
+        """q̂, k̂ [B,T,H,D'] from ``encode``, v [B,T,H,D] -> [B,T,H,D] (and the final state when
+        ``return_state``). Without autograd, q̂ and k̂ are overwritten when the PE made them."""
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B,H,T,·]
         if self.cfg.attention == "softmax":
             return softmax_attention(q, k, v, self.cfg.causal, mask).transpose(1, 2)
+        own = self.pe.returns_new_tensors
         with fp32_region(q.device):
-            phi_q, phi_k = self.feature_map(q, is_query=True), self.feature_map(k, is_query=False)
+            phi_q, phi_k = self.feature_map(q, True, inplace=own), self.feature_map(k, False, inplace=own)
         y = linear_attention(phi_q, phi_k, v, self.cfg.causal, self.cfg.chunk_size, mask,
                              return_state=return_state)
         return (y[0].transpose(1, 2), y[1]) if return_state else y.transpose(1, 2)
