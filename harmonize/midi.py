@@ -326,6 +326,12 @@ def read_song(
                 path,
             )
     end_tick = pm.time_to_tick(end_time)
+    # the last onset may round up past the last note's end (an overlapped note that pretty_midi cuts
+    # short): the grid must hold the step it rounds to, or that note would be pulled back a whole step
+    last_onset = pm.time_to_tick(max((n.start for inst in instruments for n in inst.notes if n.end > n.start),
+                                      default=0.0))
+    end_tick = max(end_tick, (round(last_onset * STEPS_PER_QUARTER / pm.resolution) + 1)
+                   * pm.resolution / STEPS_PER_QUARTER)
     end_step = math.ceil(end_tick * STEPS_PER_QUARTER / pm.resolution)
     if end_step > max_steps:  # a corrupt delta time or a tiny resolution: refuse before building the grid
         raise StripeError(f"the music lasts {end_step} 16th steps ({end_time / 60:.0f} min), over the limit "
