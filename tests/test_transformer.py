@@ -152,6 +152,15 @@ def _edit_config(folder, **changes):
     path.write_text(json.dumps(cfg))
 
 
+def _as_format1(folder):
+    """Make a saved model look like one written before checkpoint format 2 (no "format" key)."""
+    path = folder / "config.json"
+    cfg = json.loads(path.read_text())
+    del cfg["format"]
+    path.write_text(json.dumps(cfg))
+    return folder
+
+
 @pytest.mark.parametrize("damage,message", [
     (lambda f: None, None),
     (lambda f: (f / "config.json").unlink(), "config not found"),
@@ -189,9 +198,7 @@ def test_format1_checkpoint_keeps_its_interleaved_pairs(tmp_path, pe):
     torch.manual_seed(1)
     old = StructureTransformer(tiny(pe=pe, position_dim=1)).eval()
     save_model(old, tmp_path)
-    cfg = json.loads((tmp_path / "config.json").read_text())
-    del cfg["format"]
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    _as_format1(tmp_path)
     new = load_model(tmp_path)
     attn_old, attn_new = old.blocks[0].attn, new.blocks[0].attn
     H, D = attn_old.n_heads, attn_old.head_dim
@@ -224,10 +231,7 @@ def test_unknown_checkpoint_format_is_refused(tmp_path):
 def test_format1_training_checkpoint_is_not_resumed(tmp_path):
     from harmonize.train import load_checkpoint
 
-    folder = _saved(tmp_path)
-    cfg = json.loads((folder / "config.json").read_text())
-    del cfg["format"]
-    (folder / "config.json").write_text(json.dumps(cfg))
+    folder = _as_format1(_saved(tmp_path))
     model = StructureTransformer(tiny())
     with pytest.raises(StripeError, match="older stripe"):
         load_checkpoint(folder, model, torch.optim.Adam(model.parameters()))
