@@ -3,7 +3,12 @@
 A *harmonizer folder* holds ``chord/`` and ``accompaniment/`` model folders (each ``config.json`` +
 ``model.safetensors``, see ``model/checkpoint.py``) and ``harmonizer.json`` with decoding settings.
 A single-stage folder (the ``final/`` of a ``stripe train`` run) is accepted too: it replaces that
-stage of the bundled harmonizer. Nothing is downloaded unless the user names a Hub repo id.
+stage of the bundled harmonizer.
+
+Nothing is downloaded unless the user names a Hub repo id, and that name cannot be a typo of a local
+path: ``hf:user/name`` always means the Hub. A bare ``user/name`` still means the Hub (backward
+compatibility) only when it cannot be a path: nothing exists there, it does not start with ``.``, ``/``
+or ``~``, and no folder ``user`` exists. Anything else that does not exist is "no such model folder".
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from pathlib import Path
 from .errors import StripeError
 
 BUNDLED = "pop909-ropepool"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_PREFIX = "hf:"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
+STAGES = ("chord", "accompaniment")
 
 DEFAULT_DECODING = {
     "threshold": 0.5, "gap": 1, "change_penalty": 2.0, "offbar_penalty": 1.0, "none_penalty": 3.0,
@@ -64,25 +71,40 @@ def resolve(model: str | None) -> HarmonizerSpec:
             raise StripeError("the bundled model is missing from this installation (reinstall stripe-harmonizer)",
                               folder)
         return _from_harmonizer_folder(folder, f"bundled:{name}")
+    if model.startswith(HUB_PREFIX):
+        repo_id = model[len(HUB_PREFIX):]
+        if not _HUB_ID.match(repo_id):
+            raise StripeError("not a Hugging Face Hub repo id (expected hf:user/name)", model)
+        return _from_harmonizer_folder(download(repo_id), f"hub:{repo_id}")
     path = Path(model).expanduser()
     if path.exists():
-        if not path.is_dir():
-            raise StripeError("--model must be a folder (config.json + model.safetensors), not a file", path)
-        if (path / "harmonizer.json").exists() or (path / "chord").is_dir():
-            return _from_harmonizer_folder(path, str(path))
-        if (path / "config.json").exists():
-            meta = read_meta(path)
-            stage = meta.get("stage")
-            if stage not in ("chord", "accompaniment"):
-                raise StripeError("config.json names no stage (chord or accompaniment)", path / "config.json")
-            base = resolve(None)
-            setattr(base, stage, StageSpec(path, meta))
-            base.source = f"{path} ({stage}) + {base.source}"
-            return base
-        raise StripeError("not a model folder: no harmonizer.json, chord/ or config.json inside", path)
-    if _HUB_ID.match(model):
+        return _from_local_folder(path)
+    if _is_bare_hub_id(model):
         return _from_harmonizer_folder(download(model), f"hub:{model}")
-    raise StripeError("no such model: not a bundled name, a folder, or a Hub repo id (user/name)", model)
+    raise StripeError(f"no such model folder (for a Hugging Face Hub repo write {HUB_PREFIX}user/name)", model)
+
+
+def _is_bare_hub_id(model: str) -> bool:
+    """``user/name`` that cannot be a local path (see the module docstring)."""
+    return (bool(_HUB_ID.match(model)) and not model.startswith((".", "/", "~"))
+            and not Path(model.split("/", 1)[0]).exists())
+
+
+def _from_local_folder(path: Path) -> HarmonizerSpec:
+    if not path.is_dir():
+        raise StripeError("--model must be a folder (config.json + model.safetensors), not a file", path)
+    if (path / "harmonizer.json").exists() or (path / "chord").is_dir():
+        return _from_harmonizer_folder(path, str(path))
+    if (path / "config.json").exists():
+        meta = read_meta(path)
+        stage = meta.get("stage")
+        if stage not in STAGES:
+            raise StripeError("config.json names no stage (chord or accompaniment)", path / "config.json")
+        base = resolve(None)
+        setattr(base, stage, StageSpec(path, meta))
+        base.source = f"{path} ({stage}) + {base.source}"
+        return base
+    raise StripeError("not a model folder: no harmonizer.json, chord/ or config.json inside", path)
 
 
 def download(repo_id: str) -> Path:
@@ -98,23 +120,86 @@ def download(repo_id: str) -> Path:
                           f"{str(err).splitlines()[0] if str(err) else ''})", repo_id) from None
 
 
-def read_meta(folder: Path) -> dict:
+def _read_json_object(path: Path, what: str) -> dict:
     try:
-        return json.loads((folder / "config.json").read_text()).get("meta", {}) or {}
-    except (OSError, ValueError) as err:
-        raise StripeError(f"unreadable config.json ({err.__class__.__name__})", folder / "config.json") from None
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise StripeError(f"unreadable {what} ({err.__class__.__name__})", path) from None
+    if not isinstance(raw, dict):
+        raise StripeError(f"{what} must be a JSON object, not {type(raw).__name__}", path)
+    return raw
+
+
+def read_meta(folder: Path) -> dict:
+    """The ``meta`` object of ``folder/config.json``, its known fields type-checked."""
+    path = Path(folder) / "config.json"
+    meta = _read_json_object(path, "config.json").get("meta", {})
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise StripeError(f"config.json: meta must be a JSON object, not {type(meta).__name__}", path)
+    checks = {
+        "stage": lambda v: v in STAGES,
+        "context": lambda v: isinstance(v, str),
+        "inputs": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v) and len(v) > 0,
+        "bars": lambda v: _is_int(v) and 1 <= v <= 4096,
+    }
+    for name, ok in checks.items():
+        if name in meta and not ok(meta[name]):
+            raise StripeError(f"config.json: meta.{name} has an invalid value {_short(meta[name])}", path)
+    if "context" in meta or "inputs" in meta:
+        from .dataset import CONTEXTS, INPUT_BLOCKS
+
+        if meta.get("context", "none") not in CONTEXTS:
+            raise StripeError(f"config.json: meta.context must be one of {', '.join(CONTEXTS)}", path)
+        if any(x not in INPUT_BLOCKS for x in meta.get("inputs", ())):
+            raise StripeError(f"config.json: meta.inputs must be a subset of {', '.join(INPUT_BLOCKS)}", path)
+    return meta
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _short(value, limit: int = 60) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# range of each decoding setting; its type is the type of its DEFAULT_DECODING value (an int also passes
+# where a float is expected)
+_DECODING_RANGES = {"threshold": (0.0, 1.0), "gap": (0, 10_000), "chord_window_bars": (1, 4096)}
+
+
+def validate_decoding(decoding, path: Path) -> dict:
+    """``harmonizer.json``'s ``decoding`` object, checked: known keys, numbers of the right type, in range."""
+    if not isinstance(decoding, dict):
+        raise StripeError(f"decoding must be a JSON object, not {type(decoding).__name__}", path)
+    for name, value in decoding.items():
+        if name not in DEFAULT_DECODING:
+            raise StripeError(f"unknown decoding setting {_short(name)}", path)
+        default = DEFAULT_DECODING[name]
+        if isinstance(default, bool) or not isinstance(default, int | float):
+            ok = isinstance(value, type(default))
+        elif isinstance(default, int):
+            ok = _is_int(value)
+        else:
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and value == value
+        lo, hi = _DECODING_RANGES.get(name, (-1e6, 1e6))
+        if not ok or isinstance(value, int | float) and not lo <= value <= hi:
+            kind = "an integer" if _is_int(default) else f"a {type(default).__name__}"
+            raise StripeError(f"decoding.{name} must be {kind} in {lo}..{hi}, not {_short(value)}", path)
+    return decoding
 
 
 def _from_harmonizer_folder(folder: Path, source: str) -> HarmonizerSpec:
     decoding = dict(DEFAULT_DECODING)
     settings = folder / "harmonizer.json"
     if settings.exists():
-        try:
-            decoding.update(json.loads(settings.read_text()).get("decoding", {}))
-        except ValueError as err:
-            raise StripeError(f"unreadable harmonizer.json ({err})", settings) from None
+        decoding.update(validate_decoding(_read_json_object(settings, "harmonizer.json").get("decoding", {}),
+                                          settings))
     stages = {}
-    for stage in ("chord", "accompaniment"):
+    for stage in STAGES:
         sub = folder / stage
         stages[stage] = StageSpec(sub, read_meta(sub)) if (sub / "config.json").exists() else None
     if stages["chord"] is None:

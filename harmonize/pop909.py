@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
 from .atomic import atomic_write_bytes
 from .chords import QUALITY_INTERVALS, Chord, parse_chord, parse_pitch_class
 from .errors import StripeError
@@ -40,8 +40,9 @@ from .song import STEPS_PER_QUARTER, ChordSpan, Grid, Key, Note, Song
 
 log = logging.getLogger(__name__)
 
-# bump when the loader's output changes: every cached song is then rebuilt
-FORMAT_VERSION = 1
+# bump when the loader's output changes: every cached song is then rebuilt (the package version is in the
+# cache key too). 2: .npz entries keyed by a hash of the source files' contents (1 was a pickle)
+FORMAT_VERSION = 2
 CHORD_SOURCES = ("midi", "structure")
 TRACKS = ("MELODY", "BRIDGE", "PIANO")
 _SOURCE_FILES = ("{id}.mid", "beat_midi.txt", "chord_midi.txt", "key_audio.txt")
@@ -379,34 +380,41 @@ def _source_paths(song_dir: Path, structure_dir: Path | None, chord_source: str)
 
 
 def cache_key(song_dir: Path, structure_dir: Path | None = None, chord_source: str = "midi") -> str:
-    """Hash of FORMAT_VERSION, the chord source and each source file's (name, size, mtime_ns)."""
-    h = hashlib.sha256(f"{FORMAT_VERSION}|{chord_source}".encode())
+    """SHA-256 of the code version (FORMAT_VERSION, the package version), the chord source and the name
+    and contents of each source file."""
+    h = hashlib.sha256(f"{FORMAT_VERSION}|{__version__}|{chord_source}".encode())
     for p in _source_paths(song_dir, structure_dir, chord_source):
         try:
-            st = p.stat()
-            h.update(f"|{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+            data = p.read_bytes()
+            h.update(f"|{p.name}:{len(data)}:".encode())
+            h.update(data)
         except OSError:
             h.update(f"|{p.name}:absent".encode())
     return h.hexdigest()
 
 
+def _cache_entry(cache_dir: Path, song_dir: Path, chord_source: str) -> Path:
+    return Path(cache_dir) / f"{song_id(song_dir)}-{chord_source}.npz"
+
+
 def _cache_lookup(entry: Path, key: str) -> Song | None:
+    """The song stored in ``entry`` under ``key``, else None. The entry is an ``.npz`` read with
+    ``allow_pickle=False`` (``songfile``): a planted or damaged file can only be a miss, never run code."""
+    from .songfile import song_from_file
+
     try:
-        with open(entry, "rb") as f:
-            stored = pickle.load(f)
-        if stored.get("key") == key:
-            return stored["song"]
+        return song_from_file(entry, key)
     except FileNotFoundError:
         pass
-    except Exception as e:  # a truncated or foreign file is just a miss
-        log.debug("cache entry %s unreadable (%s); rebuilding", entry, e)
+    except (OSError, ValueError) as e:
+        log.warning("cache entry %s is unreadable (%s); rebuilding it", entry, " ".join(str(e).split())[:120])
     return None
 
 
 def cached_song(song_dir: Path, structure_dir: Path | None, chord_source: str, cache_dir: Path) -> Song | None:
     """The cached song if its entry is current, else None (nothing is built)."""
     key = cache_key(song_dir, structure_dir, chord_source)
-    return _cache_lookup(Path(cache_dir) / f"{song_id(song_dir)}-{chord_source}.pkl", key)
+    return _cache_lookup(_cache_entry(cache_dir, song_dir, chord_source), key)
 
 
 def load_song_cached(
@@ -415,22 +423,24 @@ def load_song_cached(
     chord_source: str = "midi",
     cache_dir: Path | None = None,
 ) -> Song:
-    """``load_song`` through the per-song cache (``<cache_dir>/<NNN>-<chord_source>.pkl``).
+    """``load_song`` through the per-song cache (``<cache_dir>/<NNN>-<chord_source>.npz``).
 
     The entry is used only when its stored key equals ``cache_key`` of the current files; otherwise
     the song is rebuilt and the entry rewritten atomically. Errors are never cached.
     """
+    from .songfile import song_to_bytes
+
     song_dir = Path(song_dir)
     cache_dir = default_cache_dir(song_dir.parent) if cache_dir is None else Path(cache_dir)
     key = cache_key(song_dir, structure_dir, chord_source)
-    entry = cache_dir / f"{song_id(song_dir)}-{chord_source}.pkl"
+    entry = _cache_entry(cache_dir, song_dir, chord_source)
     song = _cache_lookup(entry, key)
     if song is not None:
         return song
     song = load_song(song_dir, structure_dir, chord_source)
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(entry, pickle.dumps({"key": key, "song": song}, protocol=pickle.HIGHEST_PROTOCOL))
+        atomic_write_bytes(entry, song_to_bytes(song, key))
     except OSError as e:  # a read-only cache must not stop loading
         log.warning("cannot write cache entry %s: %s", entry, e)
     return song

@@ -134,10 +134,13 @@ def test_cache_hit_miss_and_invalidation(mini, tmp_path, monkeypatch):
     b = pop909.load_song_cached(mini / "331", cache_dir=cache)
     assert len(calls) == 1 and a.melody == b.melody and a.chords == b.chords
     assert not list(cache.glob("*.tmp"))
-    # touching a source file changes its mtime -> rebuilt
+    # touching a source file (same contents) is still a hit; changing its contents is a miss
     p = mini / "331" / "chord_midi.txt"
     st = p.stat()
     os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    pop909.load_song_cached(mini / "331", cache_dir=cache)
+    assert len(calls) == 1
+    p.write_text(p.read_text() + "\n")
     pop909.load_song_cached(mini / "331", cache_dir=cache)
     assert len(calls) == 2
     pop909.load_song_cached(mini / "331", cache_dir=cache)
@@ -151,15 +154,75 @@ def test_cache_hit_miss_and_invalidation(mini, tmp_path, monkeypatch):
     assert len(calls) == 4 and s.chords != a.chords
 
 
-def test_corrupt_cache_entry_is_a_miss(mini, tmp_path, monkeypatch):
+def test_corrupt_cache_entry_is_a_miss(mini, tmp_path, monkeypatch, caplog):
     cache = tmp_path / "cache"
     pop909.load_song_cached(mini / "098", cache_dir=cache)
-    (cache / "098-midi.pkl").write_bytes(b"garbage")
+    (cache / "098-midi.npz").write_bytes(b"garbage")
     calls = _count_loads(monkeypatch)
     song = pop909.load_song_cached(mini / "098", cache_dir=cache)
     assert len(calls) == 1 and song.name == "pop909/098"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "098-midi.npz" in warnings[0] and "\n" not in warnings[0]
+    assert pop909.load_song_cached(mini / "098", cache_dir=cache).melody == song.melody  # rewritten: a hit
+    assert len(calls) == 1
 
 
+class _Evil:
+    """Unpickling this runs ``open(marker, 'w')``: the marker file appears only if code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _plant(entry: Path, marker: Path, how: str) -> None:
+    import pickle
+
+    evil = pickle.dumps({"key": "whatever", "song": _Evil(marker)})
+    if how == "pickle":  # a pickle under the entry's own name
+        entry.write_bytes(evil)
+    elif how == "npy_object":  # a well-formed .npz whose header array is a pickled object array
+        arr = np.empty(1, dtype=object)
+        arr[0] = _Evil(marker)
+        with open(entry, "wb") as f:
+            np.savez(f, header=arr)
+    elif how == "old_pkl":  # the old cache's file name, as a shared data folder might still hold
+        entry.with_suffix(".pkl").write_bytes(evil)
+    else:
+        entry.write_bytes(os.urandom(512))
+
+
+@pytest.mark.parametrize("how", ["pickle", "npy_object", "old_pkl", "garbage"])
+def test_planted_cache_entry_never_runs_code(mini, tmp_path, how):
+    """A crafted pickle (or anything else) in ``<data>/.stripe-cache`` is never executed; the song loads."""
+    cache = mini / ".stripe-cache"
+    cache.mkdir()
+    marker = tmp_path / "pwned"
+    for name in ("098-midi.npz", "331-midi.npz"):
+        _plant(cache / name, marker, how)
+    songs = pop909.load_split(mini, "val") + pop909.load_split(mini, "train")
+    assert not marker.exists()
+    assert {s.name for s in songs} >= {"pop909/331"}
+    assert pop909.load_song_cached(mini / "098").melody == pop909.load_song(mini / "098").melody
+    assert not marker.exists()
+
+
+def test_cache_round_trip_keeps_every_field(mini, tmp_path):
+    from harmonize.songfile import song_from_file, song_to_bytes
+
+    song = pop909.load_song(mini / "331", mini / "structure" / "331", "structure")
+    song.others = {"Strings": song.piano[:5], "Pad #2": []}
+    entry = tmp_path / "s.npz"
+    entry.write_bytes(song_to_bytes(song, "k"))
+    back = song_from_file(entry, "k")
+    assert song_from_file(entry, "other key") is None
+    for f in ("name", "melody", "bridge", "piano", "chords", "key", "tempo_bpm", "melody_track", "others"):
+        assert getattr(back, f) == getattr(song, f), f
+    np.testing.assert_array_equal(back.grid.step_times, song.grid.step_times)
+    assert (back.grid.bar_starts, back.grid.beat_starts, back.grid.time_signatures) == (
+        song.grid.bar_starts, song.grid.beat_starts, song.grid.time_signatures)
 def test_cache_dir_env(monkeypatch, tmp_path):
     monkeypatch.setenv("STRIPE_CACHE", str(tmp_path / "x"))
     assert pop909.default_cache_dir(MINI) == tmp_path / "x"

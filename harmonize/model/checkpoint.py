@@ -2,12 +2,19 @@
 
 Every failure to load (missing files, bad JSON, unknown config keys, corrupt weights, shape mismatch)
 becomes a one-line ``StripeError(message, path)``, which the CLI prints without a traceback.
+
+Nothing is allocated on the strength of ``config.json`` alone: every field is type- and range-checked
+(``CONFIG_LIMITS``), the network is first built on the ``meta`` device (no memory), its parameter count
+capped (``MAX_PARAMETERS``) and its tensor names and shapes compared with the safetensors header; only
+then is the real network built and the weights loaded.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import struct
 from pathlib import Path
 
 import torch
@@ -21,6 +28,15 @@ MODEL_TYPE = "StructureTransformer"
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 # 2: rotary pairs are the halves of the head dim (1, no "format" key: interleaved pairs)
 FORMAT = 2
+# inclusive ranges of the integer fields of ModelConfig: far beyond any sensible model, far below what
+# would exhaust memory before the weights are checked
+CONFIG_LIMITS = {
+    "n_in": (1, 4096), "n_out": (1, 4096), "d_model": (1, 4096), "n_heads": (1, 256), "n_layers": (1, 128),
+    "d_ff": (1, 65536), "position_dim": (1, 256), "n_freqs": (1, 256), "n_features": (1, 8192),
+    "chunk_size": (1, 65536),
+}
+MAX_PARAMETERS = 500_000_000  # 2 GB of float32; the bundled stages have under a million each
+MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit
 
 
 def save_model(model: StructureTransformer, folder: Path, extra: dict | None = None) -> None:
@@ -61,10 +77,84 @@ def read_config(folder: Path) -> tuple[ModelConfig, dict, int]:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise StripeError(f"unknown config keys: {', '.join(unknown)}", path)
+    _check_field_types(raw, path)
     try:
         return ModelConfig(**raw), meta, version
     except (TypeError, ValueError) as e:
         raise StripeError(f"invalid model config: {e}", path) from None
+
+
+def _check_field_types(raw: dict, path: Path) -> None:
+    """Each field has its default's type (an int for a float is fine; a bool is not an int) and the
+    integers are inside ``CONFIG_LIMITS``."""
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    for name, value in raw.items():
+        default = defaults[name]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            text = json.dumps(value)
+            text = text if len(text) <= 40 else text[:37] + "..."
+            raise StripeError(f"invalid model config: {name} must be a {type(default).__name__}, not {text}", path)
+        if name in CONFIG_LIMITS and not CONFIG_LIMITS[name][0] <= value <= CONFIG_LIMITS[name][1]:
+            lo, hi = CONFIG_LIMITS[name]
+            raise StripeError(f"invalid model config: {name} = {value} is outside {lo}..{hi}", path)
+    if not 0.0 <= raw.get("dropout", 0.0) < 1.0:
+        raise StripeError("invalid model config: dropout must be in [0, 1)", path)
+
+
+def read_safetensors_header(path: Path) -> dict[str, tuple[str, list[int]]]:
+    """Tensor name -> (dtype, shape) from a safetensors file's JSON header, without reading the data."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise ValueError("file shorter than its 8-byte header length")
+            (n,) = struct.unpack("<Q", head)
+            size = Path(path).stat().st_size
+            if n > min(MAX_HEADER_BYTES, size - 8):
+                raise ValueError(f"header length {n} is past the end of the file")
+            header = json.loads(f.read(n))
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+        out = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            shape = info.get("shape") if isinstance(info, dict) else None
+            if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+                raise ValueError(f"tensor {name[:40]!r} has no valid shape")
+            out[name] = (str(info.get("dtype")), shape)
+        return out
+    except (OSError, ValueError) as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise StripeError(f"cannot load model weights: not a safetensors file ({_one_line(e)})", path) from None
+
+
+def check_weights_match(config: ModelConfig, weights: Path) -> None:
+    """Build the network on the meta device (no memory), cap its size, and compare its tensors with the
+    safetensors header: a config sized by an attacker fails here, before anything is allocated."""
+    header = read_safetensors_header(weights)
+    with torch.device("meta"):
+        expected = {k: list(v.shape) for k, v in StructureTransformer(config).state_dict().items()}
+    n_params = sum(math.prod(s) for s in expected.values())
+    if n_params > MAX_PARAMETERS:
+        raise StripeError(f"invalid model config: {n_params:,} parameters, over the limit of {MAX_PARAMETERS:,}",
+                          Path(weights).parent / CONFIG_FILE)
+    for name, (_, shape) in header.items():
+        if name not in expected:
+            raise StripeError(f"cannot load model weights: unexpected tensor {name[:60]!r} for this config", weights)
+        if shape != expected[name]:
+            raise StripeError(f"cannot load model weights: {name} has shape {shape} in the file, {expected[name]} "
+                              "in the config", weights)
+    if sum(math.prod(s) for _, s in header.values()) > n_params:
+        raise StripeError("cannot load model weights: more values in the file than the config has parameters",
+                          weights)
 
 
 def _one_line(e: Exception) -> str:
@@ -85,6 +175,7 @@ def load_model(folder: Path, device: str | torch.device = "cpu") -> StructureTra
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise StripeError("model weights not found (expected model.safetensors in the model folder)", weights)
+    check_weights_match(config, weights)
     model = StructureTransformer(config)
     try:
         missing, unexpected = st_load_model(model, weights, strict=True, device=str(device))
