@@ -214,9 +214,22 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout."),
     json_out: Path | None = typer.Option(None, "--json-out", help="Also save the JSON report to this file."),
     plot: Path | None = typer.Option(None, "--plot", help="Save a bar chart of the metrics as PNG."),
+    end_to_end: bool = typer.Option(
+        False, "--end-to-end", help="Score what `stripe harmonize` gives from each song's melody alone, in a "
+        "file with the song's own timing (raw) and re-timed onto a clean beat grid (grid), model and HMM "
+        "baseline, per annotated beat."),
+    songs: int = typer.Option(0, "--songs", help="With --end-to-end: only the first N songs (0: all; "
+                              "--max-songs works too)."),
+    force: bool = typer.Option(False, "--force", help="With --end-to-end: overwrite an existing --json-out file."),
 ) -> None:
     """Score chords (accuracy, CHE, CC, CTD, CTnCTR, PCS, MCTD; model vs HMM baseline vs human) and the
     accompaniment (CS, SSMD, GS, NDD with oracle vs predicted chords) on a POP909 split."""
+    if end_to_end:
+        from .commands import run_end_to_end
+
+        run_end_to_end(data=data, split=split, model=model, songs=songs or max_songs, device=device,
+                       as_json=as_json, json_out=json_out, force=force)
+        return
     from .commands import run_eval
 
     run_eval(length=length, data=data, split=split, model=model, max_songs=max_songs,

@@ -29,6 +29,14 @@ def candidate_paths(out: Path, n: int) -> list[Path]:
     return [out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(n)]
 
 
+def read_input_song(input_path: Path, melody_track: str | None = None):
+    """The ``Song`` that ``stripe harmonize`` reads from a user's file (``stripe eval --end-to-end`` reads
+    its melody-only files through this same function)."""
+    from .midi import melody_track_arg, read_song
+
+    return read_song(input_path, melody_track=melody_track_arg(melody_track))
+
+
 def run_harmonize(
     input_path: Path,
     output: Path,
@@ -48,7 +56,7 @@ def run_harmonize(
     threads: int = 1,
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate."""
-    from .midi import check_output, melody_track_arg, read_song, write_harmonized, write_musicxml
+    from .midi import check_output, write_harmonized, write_musicxml
 
     if candidates < 1:
         raise StripeError("--candidates must be at least 1")
@@ -65,7 +73,7 @@ def run_harmonize(
     if candidates > 1 and temperature == 0:
         temperature = 0.5  # several candidates only differ when chords are sampled; 0.5 stays musical
 
-    song = read_song(input_path, melody_track=melody_track_arg(melody_track))
+    song = read_input_song(input_path, melody_track)
     from .pipeline import HarmonizeOptions, Harmonizer
     from .structure import parse_key
 
@@ -215,6 +223,35 @@ def run_eval(length: int = 16, data: Path | None = None, split: str = "val", mod
         print_report(report)
     if plot is not None:
         plot_report(report, plot)
+    return report
+
+
+def run_end_to_end(data: Path | None = None, split: str = "val", model: str | None = None, songs: int = 0,
+                   device: str = "cpu", as_json: bool = False, json_out: Path | None = None,
+                   force: bool = False) -> dict:
+    """``stripe eval --end-to-end``: see ``end_to_end.py``."""
+    from .end_to_end import evaluate_end_to_end, print_end_to_end
+
+    root = data or default_data_dir()
+    if root is None:
+        raise StripeError("no data folder: pass --data pop909/ (a POP909-layout folder)")
+    if songs < 0:
+        raise StripeError("--songs must be 0 (all) or more")
+    if json_out is not None:
+        from .midi import check_output
+
+        check_output(None, Path(json_out), force)
+        if Path(json_out).exists() and not force:
+            raise StripeError("already exists (use --force to overwrite)", json_out)
+    report = evaluate_end_to_end(root, split=split, model=model, songs=songs, device=device,
+                                 progress=not as_json)
+    text = save_json(report, json_out)
+    if as_json:
+        import sys
+
+        sys.stdout.write(text + "\n")
+    else:
+        print_end_to_end(report)
     return report
 
 
