@@ -2,11 +2,13 @@
 
 Format (plain text, UTF-8)::
 
-    # comments start with '#'; blank lines are ignored
+    # comments start a line or follow whitespace; blank lines are ignored
     0       C          # TIME CHORD
     2.5     Am7        # TIME in seconds (from the start of the file) ...
     3:1     F:maj      # ... or BAR:BEAT, both 1-based (bar 3, beat 1), beats as the file's meter counts them
-    4:3     G7/B       # CHORD: lead-sheet (Am7, G7/B, F#dim) or Harte (A:min7, G:7/3) symbols; N = no chord
+    4:3     G7/B       # CHORD: lead-sheet (Am7, G7/B, F#m7b5) or Harte (A:min7, G:7/3) symbols; N = no chord
+    5:1     D7sus4     # other qualities musicians write (add9, m6, 7b9, 13, ...) take the nearest
+                       # chord the harmonizer knows; a '#' right after a letter is a sharp
 
 Times must not go backwards. Each chord lasts until the next one; the last lasts until the end of the
 song; before the first chord there is no chord (N). Times are snapped to the nearest 16th step.
@@ -22,6 +24,8 @@ from .errors import StripeError
 from .song import ChordSpan, Grid
 
 _BAR_BEAT = re.compile(r"^(\d+):(\d+)$")
+# '#' opens a comment only at the start of a line or after whitespace: 'F#m7' is a chord
+_COMMENT = re.compile(r"(?:^|\s)#")
 _SECONDS = re.compile(r"^\d+(\.\d*)?$|^\.\d+$")
 
 
@@ -62,7 +66,7 @@ def read_chord_file(path: str | Path, grid: Grid) -> list[ChordSpan]:
         raise StripeError(f"cannot read file: {exc.strerror}", path) from exc
     points: list[tuple[int, Chord]] = []
     for n, line in enumerate(text.splitlines(), 1):
-        body = line.split("#", 1)[0].strip()
+        body = _COMMENT.split(line.lstrip("\ufeff"), maxsplit=1)[0].strip()
         if not body:
             continue
         parts = body.split()
