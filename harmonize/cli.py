@@ -101,6 +101,9 @@ def harmonize(
     key: str | None = typer.Option(None, "--key", help="The key, e.g. 'A minor', 'Am', 'Eb' (default: estimated)."),
     chords: Path | None = typer.Option(
         None, "--chords", help="Your own chords ('TIME CHORD' per line): only the accompaniment is generated."),
+    ignore_file_chords: bool = typer.Option(
+        False, "--ignore-file-chords", help="A chord track in the file is used as your chords (arrange only); "
+        "this ignores it and lets the model choose the chords."),
     temperature: float = typer.Option(
         0.0, "--temperature", min=0.0, help="0 picks the most likely chords; higher samples more adventurous ones."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same file."),
@@ -125,7 +128,7 @@ def harmonize(
         midi, output, model=model, melody_track=melody_track, key=key, chords_file=chords,
         temperature=temperature, seed=seed, candidates=candidates, density=density, device=device,
         force=force, chords_only=chords_only, no_accompaniment=no_accompaniment, musicxml=musicxml,
-        threads=threads,
+        threads=threads, ignore_file_chords=ignore_file_chords,
     )
     if as_json:
         import json
@@ -137,7 +140,8 @@ def harmonize(
     console = Console(highlight=False)
     for s in summaries:
         head = " ".join(s["chords"][:8]) + (" ..." if len(s["chords"]) > 8 else "")
-        console.print(f"wrote {s['output']}: key {s['key']} ({s['key_source']}), {s['n_chords']} chords "
+        source = "" if s["chord_source"] == "model" else f" from {s['chord_source']}"
+        console.print(f"wrote {s['output']}: key {s['key']} ({s['key_source']}), {s['n_chords']} chords{source} "
                       f"({head}), {s['n_accompaniment_notes']} accompaniment notes", markup=False)
 
 

@@ -37,6 +37,17 @@ def read_input_song(input_path: Path, melody_track: str | None = None):
     return read_song(input_path, melody_track=melody_track_arg(melody_track))
 
 
+def file_chord_track(song) -> tuple[list, str] | None:
+    """The chords of the input's own chord track (block chords under the tune), read as ``stripe labels``
+    reads them, with a description of where they came from; None when the file has no such track."""
+    from .structure import chords_from_notes, find_chord_track
+
+    name = find_chord_track(song.others)
+    if name is None:
+        return None
+    return chords_from_notes(song.others[name], song.grid), f"the file's chord track {name!r}"
+
+
 def run_harmonize(
     input_path: Path,
     output: Path,
@@ -54,6 +65,7 @@ def run_harmonize(
     no_accompaniment: bool = False,
     musicxml: Path | None = None,
     threads: int = 1,
+    ignore_file_chords: bool = False,
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate."""
     from .midi import check_output, write_harmonized, write_musicxml
@@ -78,11 +90,13 @@ def run_harmonize(
     from .structure import parse_key
 
     user_key = parse_key(key) if key else None
-    user_chords = None
+    user_chords, chord_source = None, "model"
     if chords_file is not None:
         from .chordfile import read_chord_file
 
-        user_chords = read_chord_file(chords_file, song.grid)
+        user_chords, chord_source = read_chord_file(chords_file, song.grid), f"chord file {chords_file}"
+    elif not ignore_file_chords:
+        user_chords, chord_source = file_chord_track(song) or (None, "model")
     if threads:
         import torch
 
@@ -102,6 +116,7 @@ def run_harmonize(
             "key": result.key.name,
             "key_source": result.key_source,
             "chords": [c.chord.symbol for c in result.chords],
+            "chord_source": chord_source,
             "n_chords": len(result.chords),
             "n_accompaniment_notes": len(result.accompaniment or []),
             "model": harmonizer.source,

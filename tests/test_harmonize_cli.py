@@ -129,3 +129,28 @@ def test_density_changes_the_number_of_accompaniment_notes(model_dir, melody, tm
         assert res.exit_code == 0, res.output
         counts.append(json.loads(res.stdout)[0]["n_accompaniment_notes"])
     assert counts[0] < counts[1]
+
+
+def test_the_files_own_chord_track_is_used_and_can_be_ignored(model_dir, melody, tmp_path):
+    # song_file's Piano track holds block chords C F G C per bar: arranged, not re-harmonized
+    out = tmp_path / "out.mid"
+    result = run("harmonize", melody, "-o", out, "--model", model_dir, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)[0]
+    assert summary["chord_source"] == "the file's chord track 'Piano'"
+    assert summary["chords"] == ["C:maj", "F:maj", "G:maj"] * 2 + ["C:maj"]  # bars 4 and 5 merge
+    text = run("harmonize", melody, "-o", tmp_path / "t.mid", "--model", model_dir)
+    assert "chords from the file's chord track 'Piano'" in text.stdout
+    ignored = run("harmonize", melody, "-o", tmp_path / "own.mid", "--model", model_dir, "--json",
+                  "--ignore-file-chords")
+    assert ignored.exit_code == 0, ignored.output
+    assert json.loads(ignored.stdout)[0]["chord_source"] == "model"
+
+
+def test_a_melody_alone_gets_the_models_chords(model_dir, tmp_path):
+    from midi_factory import melody_file
+
+    result = run("harmonize", melody_file(tmp_path / "m.mid"), "-o", tmp_path / "o.mid", "--model", model_dir,
+                 "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["chord_source"] == "model"
