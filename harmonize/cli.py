@@ -139,7 +139,7 @@ def harmonize(
 
     console = Console(highlight=False)
     for s in summaries:
-        head = " ".join(s["chords"][:8]) + (" ..." if len(s["chords"]) > 8 else "")
+        head = " ".join(s["chord_symbols"][:8]) + (" ..." if len(s["chord_symbols"]) > 8 else "")
         source = "" if s["chord_source"] == "model" else f" from {s['chord_source']}"
         console.print(f"wrote {s['output']}: key {s['key']} ({s['key_source']}), {s['n_chords']} chords{source} "
                       f"({head}), {s['n_accompaniment_notes']} accompaniment notes", markup=False)
@@ -339,9 +339,9 @@ def labels_report(midi: Path, song, structure, chord_file: Path | None = None) -
                 continue
             at = max(span.start, lo)
             beat = sum(1 for x in beats if x <= at)
-            if bar_chords and bar_chords[-1]["chord"] == chord_symbol(span.chord):
+            if bar_chords and bar_chords[-1]["chord"] == chord_symbol(span.chord, structure.key):
                 continue
-            bar_chords.append({"beat": beat, "chord": chord_symbol(span.chord)})
+            bar_chords.append({"beat": beat, "chord": chord_symbol(span.chord, structure.key)})
         step_len = times[lo + 1] - times[lo] if lo + 1 < len(times) else times[-1] - times[-2]
         bars.append({
             "bar": b + 1,

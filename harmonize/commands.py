@@ -68,7 +68,7 @@ def run_harmonize(
     ignore_file_chords: bool = False,
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate."""
-    from .midi import check_output, write_harmonized, write_musicxml
+    from .midi import check_output, chord_symbol, write_harmonized, write_musicxml
 
     if candidates < 1:
         raise StripeError("--candidates must be at least 1")
@@ -108,15 +108,17 @@ def run_harmonize(
                                 density=density, accompaniment=not (chords_only or no_accompaniment))
         result = harmonizer(song, opts)
         write_harmonized(input_path, out, result.chords, song.grid,
-                         None if chords_only else result.accompaniment, force=force, melody=song.melody)
+                         None if chords_only else result.accompaniment, force=force, melody=song.melody,
+                         key=result.key)
         if xml_outs:
-            write_musicxml(song, result.chords, xml_outs[i], force=force)
+            write_musicxml(song, result.chords, xml_outs[i], force=force, key=result.key)
         summaries.append({
             "output": str(out),
             "key": result.key.name,
             "key_source": result.key_source,
             "chords": [c.chord.symbol for c in result.chords],
             "chord_source": chord_source,
+            "chord_symbols": [chord_symbol(c.chord, result.key) for c in result.chords],
             "n_chords": len(result.chords),
             "n_accompaniment_notes": len(result.accompaniment or []),
             "model": harmonizer.source,

@@ -154,3 +154,21 @@ def test_a_melody_alone_gets_the_models_chords(model_dir, tmp_path):
                  "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["chord_source"] == "model"
+
+
+def test_lead_sheet_and_symbols_follow_the_key(model_dir, tmp_path):
+    from midi_factory import melody_file
+    from music21 import converter, harmony
+
+    src = melody_file(tmp_path / "folk_song.mid", pitches=(65, 68, 72, 73, 72, 68, 65, 65))
+    xml = tmp_path / "lead.musicxml"
+    result = run("harmonize", src, "-o", tmp_path / "o.mid", "--model", model_dir, "--key", "F minor",
+                 "--musicxml", xml, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)[0]
+    assert not any("C#" in s or "G#" in s or "D#" in s for s in summary["chord_symbols"])
+    score = converter.parse(str(xml))
+    assert score.metadata.bestTitle == "Folk song"
+    assert score.recurse().getElementsByClass("KeySignature").first().sharps == -4
+    symbols = list(score.recurse().getElementsByClass(harmony.ChordSymbol))
+    assert len(symbols) == summary["n_chords"]
