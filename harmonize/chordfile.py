@@ -23,10 +23,11 @@ from .chords import NO_CHORD, Chord, parse_chord
 from .errors import StripeError
 from .song import ChordSpan, Grid
 
-_BAR_BEAT = re.compile(r"^(\d+):(\d+)$")
+_BAR_BEAT = re.compile(r"^(\d{1,7}):(\d{1,4})$")  # bounded: a 5000-digit bar is not a number to convert
+MAX_CHORD_FILE_BYTES = 2 * 2**20  # a 10,000-bar song with a chord per beat is well under 1 MB
 # '#' opens a comment only at the start of a line or after whitespace: 'F#m7' is a chord
 _COMMENT = re.compile(r"(?:^|\s)#")
-_SECONDS = re.compile(r"^\d+(\.\d*)?$|^\.\d+$")
+_SECONDS = re.compile(r"^\d{1,9}(\.\d{0,9})?$|^\.\d{1,9}$")
 
 
 def _step_of(token: str, grid: Grid, where: str, path: Path) -> int:
@@ -48,7 +49,12 @@ def _step_of(token: str, grid: Grid, where: str, path: Path) -> int:
                 f"{where}: time {seconds:g} s is after the end of the song ({grid.step_times[-1]:.2f} s)", path
             )
         return int(grid.time_to_step(seconds))
-    raise StripeError(f"{where}: cannot read time {token!r} (seconds like 12.5, or BAR:BEAT like 5:3)", path)
+    raise StripeError(f"{where}: cannot read time {_quote(token)} (seconds like 12.5, or BAR:BEAT like 5:3)", path)
+
+
+def _quote(text: str, limit: int = 40) -> str:
+    """At most ``limit`` characters of the offending input in an error line."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def read_chord_file(path: str | Path, grid: Grid) -> list[ChordSpan]:
@@ -58,6 +64,9 @@ def read_chord_file(path: str | Path, grid: Grid) -> list[ChordSpan]:
         raise StripeError("no such file", path)
     if path.is_dir():
         raise StripeError("is a folder, not a chord file", path)
+    if path.stat().st_size > MAX_CHORD_FILE_BYTES:
+        raise StripeError(f"too large for a chord file ({path.stat().st_size:,} bytes; the limit is "
+                          f"{MAX_CHORD_FILE_BYTES:,})", path)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -71,7 +80,7 @@ def read_chord_file(path: str | Path, grid: Grid) -> list[ChordSpan]:
             continue
         parts = body.split()
         if len(parts) != 2:
-            raise StripeError(f"line {n}: expected 'TIME CHORD', got {body!r}", path)
+            raise StripeError(f"line {n}: expected 'TIME CHORD', got {_quote(body)}", path)
         step = _step_of(parts[0], grid, f"line {n}", path)
         try:
             chord = parse_chord(parts[1])

@@ -194,6 +194,8 @@ def nearest_quality(suffix: str) -> str | None:
 def parse_chord(symbol: str) -> Chord:
     """Parse a Harte (``A:min7/b7``) or lead-sheet (``Am7/G``) chord symbol. ValueError if unknown."""
     text = symbol.strip()
+    if len(symbol) > 40:  # error lines quote at most this much of the user's input
+        symbol = symbol[:40] + "..."
     if text in ("N", "X", "N.C.", "NC", ""):
         return NO_CHORD
     m = _ROOT_RE.match(text)

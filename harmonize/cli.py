@@ -32,6 +32,29 @@ def _print_error(text: str) -> None:
         print(f"error: {line}", file=sys.stderr)
 
 
+class Terminated(BaseException):
+    """SIGTERM/SIGHUP, raised where the program is so that every ``finally`` and temp-file cleanup runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _unwind_on_termination() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        raise Terminated(signum)
+
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, handler)
+
+
 def _debug() -> bool:
     return os.environ.get("STRIPE_DEBUG", "") not in ("", "0")
 
@@ -41,6 +64,7 @@ class _StripeGroup(TyperGroup):
     (so ``typer.testing.CliRunner`` sees exactly what a user sees)."""
 
     def invoke(self, ctx: typer.Context):
+        _unwind_on_termination()
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.exceptions.TyperException):  # typer's own exits and usage errors
@@ -53,6 +77,16 @@ class _StripeGroup(TyperGroup):
         except KeyboardInterrupt:
             _print_error("interrupted")
             ctx.exit(130)
+        except Terminated as exc:
+            _print_error(f"stopped by signal {exc.signum}; nothing was left half-written")
+            ctx.exit(128 + exc.signum)
+        except (OSError, ValueError) as exc:  # from the user's files or values: their fault, one line
+            if _debug():
+                raise
+            where = getattr(exc, "filename", None)
+            reason = getattr(exc, "strerror", None) or str(exc)
+            _print_error(f"{where}: {reason}" if where else reason)
+            ctx.exit(2)
         except Exception as exc:
             if _debug():
                 raise
@@ -224,7 +258,7 @@ def eval_(
         "baseline, per annotated beat."),
     songs: int = typer.Option(0, "--songs", help="With --end-to-end: only the first N songs (0: all; "
                               "--max-songs works too)."),
-    force: bool = typer.Option(False, "--force", help="With --end-to-end: overwrite an existing --json-out file."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --json-out or --plot file."),
 ) -> None:
     """Score chords (accuracy, CHE, CC, CTD, CTnCTR, PCS, MCTD; model vs HMM baseline vs human) and the
     accompaniment (CS, SSMD, GS, NDD with oracle vs predicted chords) on a POP909 split."""
@@ -238,7 +272,7 @@ def eval_(
 
     run_eval(length=length, data=data, split=split, model=model, max_songs=max_songs,
              chords=not no_chords, accompaniment=not no_accompaniment, tune=tune, device=device,
-             as_json=as_json, json_out=json_out, plot=plot)
+             as_json=as_json, json_out=json_out, plot=plot, force=force)
 
 
 @app.command()
@@ -257,6 +291,7 @@ def labels(
     plot: Path | None = typer.Option(
         None, "--plot", help="Draw the melody and its labels to this PNG (needs matplotlib)."
     ),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --plot file."),
 ) -> None:
     """Show what stripe understood of a MIDI file, bar by bar: melody track, meter, tempo, key,
     repetition and chords."""
@@ -268,6 +303,10 @@ def labels(
             given_key = parse_key(key)
         except StripeError as exc:
             raise StripeError(exc.message, "--key") from None
+    if plot is not None:
+        from .outputs import check_output
+
+        check_output([midi, *([chords] if chords else [])], plot, force)
     song = _read_song(midi, melody_track)
     given_chords = None
     if chords is not None:
@@ -277,7 +316,7 @@ def labels(
     structure = label_song(song, key=given_key, chords=given_chords)
     report = labels_report(midi, song, structure, chord_file=chords)
     if plot is not None:
-        plot_labels(song, structure, report, plot)
+        plot_labels(song, structure, report, plot, force=force)
     if as_json:
         import json
 
@@ -401,7 +440,7 @@ def _print_labels(report: dict) -> None:
     console.print(table)
 
 
-def plot_labels(song, structure, report: dict, out: Path) -> None:
+def plot_labels(song, structure, report: dict, out: Path, force: bool = False) -> None:
     """Melody pianoroll with bar lines, repetition letters and chord symbols under it, as a PNG."""
     try:
         import matplotlib
@@ -410,8 +449,6 @@ def plot_labels(song, structure, report: dict, out: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise StripeError("--plot needs matplotlib: pip install 'stripe-harmonizer[plot]'") from None
-    if not out.parent.exists():
-        raise StripeError(f"output folder {str(out.parent)!r} does not exist", out)
     grid = song.grid
     pitches = [n.pitch for n in song.melody] or [60]
     lo, hi = min(pitches) - 2, max(pitches) + 2
@@ -432,7 +469,9 @@ def plot_labels(song, structure, report: dict, out: Path) -> None:
     ax.set_title(f"{Path(report['file']).name}: {report['key']} ({report['key_source']}), "
                  f"melody track {report['melody_track']}")
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    from .outputs import write_output
+
+    write_output(out, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), force=force, suffix=".png")
     plt.close(fig)
 
 

@@ -76,12 +76,14 @@ def run_harmonize(
         raise StripeError("--temperature must be 0 or more")
     if density <= 0:
         raise StripeError("--density must be positive")
+    from .outputs import OutputBatch, check_distinct
+
     outs = candidate_paths(output, candidates)
-    for out in outs:
-        check_output(Path(input_path), out, force)
     xml_outs = candidate_paths(musicxml, candidates) if musicxml else []
-    for out in xml_outs:
-        check_output(Path(input_path), out, force)
+    inputs = [Path(input_path)] + ([Path(chords_file)] if chords_file else [])
+    check_distinct([*outs, *xml_outs])
+    for out in [*outs, *xml_outs]:
+        check_output(inputs, out, force)
     if candidates > 1 and temperature == 0:
         temperature = 0.5  # several candidates only differ when chords are sampled; 0.5 stays musical
 
@@ -103,15 +105,16 @@ def run_harmonize(
         torch.set_num_threads(threads)
     harmonizer = Harmonizer.load(model, device=device)
     summaries = []
+    batch = OutputBatch(force)  # every file of the run is written, or none is
     for i, out in enumerate(outs):
         opts = HarmonizeOptions(key=user_key, chords=user_chords, temperature=temperature, seed=seed + i,
                                 density=density, accompaniment=not (chords_only or no_accompaniment))
         result = harmonizer(song, opts)
         write_harmonized(input_path, out, result.chords, song.grid,
                          None if chords_only else result.accompaniment, force=force, melody=song.melody,
-                         key=result.key)
+                         key=result.key, batch=batch)
         if xml_outs:
-            write_musicxml(song, result.chords, xml_outs[i], force=force, key=result.key)
+            write_musicxml(song, result.chords, xml_outs[i], force=force, key=result.key, batch=batch)
         summaries.append({
             "output": str(out),
             "key": result.key.name,
@@ -123,15 +126,16 @@ def run_harmonize(
             "n_accompaniment_notes": len(result.accompaniment or []),
             "model": harmonizer.source,
         })
+    batch.commit()
     return summaries
 
 
-def save_json(obj, path: Path | None) -> str:
+def save_json(obj, path: Path | None, force: bool = False) -> str:
     text = json.dumps(obj, indent=2, default=str)
     if path:
-        from .atomic import atomic_write_text
+        from .outputs import write_output_text
 
-        atomic_write_text(path, text)
+        write_output_text(path, text, force=force)
     return text
 
 
@@ -172,8 +176,14 @@ def build_train_config(cli_values: dict, config_file: Path | None, explicit: set
     if isinstance(values.get("inputs"), str):
         values["inputs"] = tuple(x.strip() for x in values["inputs"].split(",") if x.strip())
     for k in ("data", "out", "structure"):
-        if values.get(k) is not None:
+        if values.get(k) is not None and isinstance(values[k], Path):
             values[k] = str(values[k])
+    from .train import check_train_values
+
+    # values from the file are named by the file, flags by their flag
+    check_train_values({k: v for k, v in values.items() if k not in explicit and config_file is not None},
+                       config_file)
+    check_train_values(values)
     _validate_choices(values)
     return TrainConfig(**values)
 
@@ -218,20 +228,23 @@ def run_train(cfg, resume: bool = False):
 def run_eval(length: int = 16, data: Path | None = None, split: str = "val", model: str | None = None,
              max_songs: int = 0, chords: bool = True, accompaniment: bool = True, tune: bool = False,
              device: str = "cpu", as_json: bool = False, json_out: Path | None = None,
-             plot: Path | None = None) -> dict:
+             plot: Path | None = None, force: bool = False) -> dict:
     from .evaluate import EvalConfig, evaluate
+    from .outputs import check_distinct, check_output
 
     root = data or default_data_dir()
     if root is None:
         raise StripeError("no data folder: pass --data pop909/ (a POP909-layout folder)")
     if length < 1:
         raise StripeError("--length must be at least 1 bar")
-    if json_out is not None and not Path(json_out).parent.exists():
-        raise StripeError("output folder does not exist", Path(json_out).parent)
+    check_distinct([json_out, plot])
+    for out in (json_out, plot):
+        if out is not None:
+            check_output(eval_inputs(root), Path(out), force)
     cfg = EvalConfig(data=str(root), split=split, model=model, length=length, max_songs=max_songs,
                      chords=chords, accompaniment=accompaniment, tune=tune, device=device)
     report = evaluate(cfg, progress=not as_json)
-    text = save_json(report, json_out)
+    text = save_json(report, json_out, force=force)
     if as_json:
         import sys
 
@@ -239,7 +252,7 @@ def run_eval(length: int = 16, data: Path | None = None, split: str = "val", mod
     else:
         print_report(report)
     if plot is not None:
-        plot_report(report, plot)
+        plot_report(report, plot, force=force)
     return report
 
 
@@ -255,14 +268,12 @@ def run_end_to_end(data: Path | None = None, split: str = "val", model: str | No
     if songs < 0:
         raise StripeError("--songs must be 0 (all) or more")
     if json_out is not None:
-        from .midi import check_output
+        from .outputs import check_output
 
-        check_output(None, Path(json_out), force)
-        if Path(json_out).exists() and not force:
-            raise StripeError("already exists (use --force to overwrite)", json_out)
+        check_output(eval_inputs(root), Path(json_out), force)
     report = evaluate_end_to_end(root, split=split, model=model, songs=songs, device=device,
                                  progress=not as_json)
-    text = save_json(report, json_out)
+    text = save_json(report, json_out, force=force)
     if as_json:
         import sys
 
@@ -309,7 +320,13 @@ def print_report(report: dict) -> None:
         console.print(table)
 
 
-def plot_report(report: dict, out: Path) -> None:
+def eval_inputs(root: Path) -> list[Path]:
+    """Files of a data folder that an output must never replace (its split.json, its annotations)."""
+    root = Path(root)
+    return [root / "split.json", *root.glob("*/*.txt")] if root.is_dir() else []
+
+
+def plot_report(report: dict, out: Path, force: bool = False) -> None:
     try:
         import matplotlib
 
@@ -326,7 +343,7 @@ def plot_report(report: dict, out: Path) -> None:
     ax.set_title(f"{report['config']['length']}-bar windows, split {report['config']['split']}")
     ax.legend()
     fig.tight_layout()
-    from .atomic import atomic_write
+    from .outputs import write_output
 
-    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), suffix=".tmp.png")
+    write_output(out, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), force=force, suffix=".png")
     plt.close(fig)

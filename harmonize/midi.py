@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
 from .chords import PITCH_NAMES, Chord
 from .errors import StripeError
 from .song import STEPS_PER_QUARTER, ChordSpan, Grid, Key, Note, Song
@@ -372,14 +371,10 @@ def read_song(
 
 
 def check_output(source: Path | None, out: Path, force: bool) -> None:
-    if not out.parent.exists():
-        raise StripeError(f"output folder {str(out.parent)!r} does not exist", out)
-    if out.is_dir():
-        raise StripeError("is a folder; give a file name for the output", out)
-    if source is not None and out.exists() and out.resolve() == source.resolve() and not force:
-        raise StripeError("refusing to overwrite the input file (use --force)", out)
-    if out.exists() and not force:
-        raise StripeError("already exists (use --force to overwrite)", out)
+    """Refuse an output before any work (the one guard in ``outputs.py``)."""
+    from .outputs import check_output as guard
+
+    guard(source, out, force)
 
 
 def voice_chord(chord: Chord, ceiling: int) -> list[int]:
@@ -487,6 +482,7 @@ def write_harmonized(
     accompaniment_program: int = 0,
     melody: list[Note] | None = None,
     key: Key | None = None,
+    batch=None,
 ) -> Path:
     """Copy the source MIDI, untouched, plus a ``Chords`` track and an optional ``Accompaniment`` track.
 
@@ -556,8 +552,18 @@ def write_harmonized(
                 events.append((int(end), 2, bytes([0x80 | ch, n.pitch & 0x7F, 0])))
         chunks.append(_encode_track("Accompaniment", events))
 
-    atomic_write(out, lambda tmp: _save_with_tracks(mid, chunks, tmp), suffix=".tmp" + out.suffix)
+    _write(out, lambda tmp: _save_with_tracks(mid, chunks, tmp), force, batch, out.suffix)
     return out
+
+
+def _write(out: Path, write, force: bool, batch, suffix: str) -> None:
+    """Through the output guard: now, or with the other outputs of the command (``OutputBatch``)."""
+    from .outputs import write_output
+
+    if batch is not None:
+        batch.add(out, write, suffix=suffix)
+    else:
+        write_output(out, write, force=force, suffix=suffix)
 
 
 def chord_symbol(chord: Chord, key: Key | None = None) -> str:
@@ -599,7 +605,7 @@ def lead_sheet_title(song: Song) -> str:
 
 
 def write_musicxml(song: Song, chords: list[ChordSpan] | None, out_path: str | Path, force: bool = False,
-                   key: Key | None = None, title: str | None = None) -> Path:
+                   key: Key | None = None, title: str | None = None, batch=None) -> Path:
     """A lead sheet (melody + chord symbols) as MusicXML, via music21 (imported here: it is slow): the title
     (the file's name unless given), the melody part named after its track, the key signature of ``key``,
     the meter, chord symbols spelled in the key above the staff, one voice."""
@@ -644,7 +650,7 @@ def write_musicxml(song: Song, chords: list[ChordSpan] | None, out_path: str | P
     score.insert(0, part)
     score.makeNotation(inPlace=True)
     _one_voice(score.parts[0])
-    atomic_write(out, lambda tmp: score.write("musicxml", fp=tmp), suffix=".tmp" + out.suffix)
+    _write(out, lambda tmp: score.write("musicxml", fp=tmp), force, batch, out.suffix)
     return out
 
 
