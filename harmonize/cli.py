@@ -117,6 +117,9 @@ def harmonize(
         "small model and stays fast on a busy machine."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
+    grid: str = typer.Option(
+        "auto", "--grid", help="auto: the file's own beat grid when its notes sit on it, else beats and bars "
+        "inferred from the notes (the output then gets a tempo map that follows them); file; notes."),
 ) -> None:
     """Add chords and a piano accompaniment to a melody (the input's own tracks are kept untouched)."""
     from .commands import run_harmonize
@@ -125,7 +128,7 @@ def harmonize(
         midi, output, model=model, melody_track=melody_track, key=key, chords_file=chords,
         temperature=temperature, seed=seed, candidates=candidates, density=density, device=device,
         force=force, chords_only=chords_only, no_accompaniment=no_accompaniment, musicxml=musicxml,
-        threads=threads,
+        threads=threads, grid=grid,
     )
     if as_json:
         import json
@@ -138,7 +141,9 @@ def harmonize(
     for s in summaries:
         head = " ".join(s["chords"][:8]) + (" ..." if len(s["chords"]) > 8 else "")
         console.print(f"wrote {s['output']}: key {s['key']} ({s['key_source']}), {s['n_chords']} chords "
-                      f"({head}), {s['n_accompaniment_notes']} accompaniment notes", markup=False)
+                      f"({head}), {s['n_accompaniment_notes']} accompaniment notes"
+                      + (f"; beats inferred from the notes ({s['tempo_bpm']:g} bpm)" if s["grid"] == "notes" else ""),
+                      markup=False)
 
 
 @app.command()
@@ -253,6 +258,8 @@ def labels(
     plot: Path | None = typer.Option(
         None, "--plot", help="Draw the melody and its labels to this PNG (needs matplotlib)."
     ),
+    grid: str = typer.Option("auto", "--grid", help="auto (the file's grid if its notes sit on it, else "
+                             "inferred from the notes), file or notes."),
 ) -> None:
     """Show what stripe understood of a MIDI file, bar by bar: melody track, meter, tempo, key,
     repetition and chords."""
@@ -264,7 +271,7 @@ def labels(
             given_key = parse_key(key)
         except StripeError as exc:
             raise StripeError(exc.message, "--key") from None
-    song = _read_song(midi, melody_track)
+    song = _read_song(midi, melody_track, grid)
     given_chords = None
     if chords is not None:
         from .chordfile import read_chord_file
@@ -285,10 +292,10 @@ def labels(
 # ----------------------------------------------------------------------------------- labels helpers
 
 
-def _read_song(midi: Path, melody_track: str | None):
-    from .midi import melody_track_arg, read_song
+def _read_song(midi: Path, melody_track: str | None, grid: str = "auto"):
+    from .commands import read_input_song
 
-    return read_song(midi, melody_track=melody_track_arg(melody_track))
+    return read_input_song(midi, melody_track, grid)
 
 
 def rep_letter(i: int) -> str:
@@ -363,6 +370,7 @@ def labels_report(midi: Path, song, structure, chord_file: Path | None = None) -
         "n_steps": int(grid.n_steps),
         "duration_s": round(float(times[-1]), 3),
         "tempo_bpm": round(float(song.tempo_bpm), 2),
+        "grid": song.grid_source,
         "key": structure.key.name,
         "key_source": structure.key_source,
         "local_keys": [{"bar": b + 1, "key": k.name} for b, k in structure.local_keys],
@@ -379,7 +387,8 @@ def _print_labels(report: dict) -> None:
     console.print(f"[bold]{report['file']}[/bold]", markup=True)
     console.print(
         f"melody track: {report['melody_track']}   bars: {report['n_bars']}   "
-        f"length: {report['duration_s']:.1f} s   tempo: {report['tempo_bpm']:g} bpm",
+        f"length: {report['duration_s']:.1f} s   tempo: {report['tempo_bpm']:g} bpm   grid: "
+        + ("the file's" if report.get("grid", "file") == "file" else "inferred from the notes"),
         markup=False,
     )
     local = ", ".join(f"bar {x['bar']}: {x['key']}" for x in report["local_keys"])

@@ -29,12 +29,12 @@ def candidate_paths(out: Path, n: int) -> list[Path]:
     return [out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(n)]
 
 
-def read_input_song(input_path: Path, melody_track: str | None = None):
+def read_input_song(input_path: Path, melody_track: str | None = None, grid: str = "auto"):
     """The ``Song`` that ``stripe harmonize`` reads from a user's file (``stripe eval --end-to-end`` reads
-    its melody-only files through this same function)."""
+    its melody-only files through this same function). ``grid``: auto, file or notes."""
     from .midi import melody_track_arg, read_song
 
-    return read_song(input_path, melody_track=melody_track_arg(melody_track))
+    return read_song(input_path, melody_track=melody_track_arg(melody_track), grid=grid)
 
 
 def run_harmonize(
@@ -54,6 +54,7 @@ def run_harmonize(
     no_accompaniment: bool = False,
     musicxml: Path | None = None,
     threads: int = 1,
+    grid: str = "auto",
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate."""
     from .midi import check_output, write_harmonized, write_musicxml
@@ -73,7 +74,12 @@ def run_harmonize(
     if candidates > 1 and temperature == 0:
         temperature = 0.5  # several candidates only differ when chords are sampled; 0.5 stays musical
 
-    song = read_input_song(input_path, melody_track)
+    song = read_input_song(input_path, melody_track, grid)
+    tempo_map = None
+    if song.grid_source == "notes":  # the output's tempo map follows the inferred beats
+        from .tempo_map import TempoMap
+
+        tempo_map = TempoMap.from_grid(song.grid)
     from .pipeline import HarmonizeOptions, Harmonizer
     from .structure import parse_key
 
@@ -94,7 +100,8 @@ def run_harmonize(
                                 density=density, accompaniment=not (chords_only or no_accompaniment))
         result = harmonizer(song, opts)
         write_harmonized(input_path, out, result.chords, song.grid,
-                         None if chords_only else result.accompaniment, force=force, melody=song.melody)
+                         None if chords_only else result.accompaniment, force=force, melody=song.melody,
+                         tempo_map=tempo_map)
         if xml_outs:
             write_musicxml(song, result.chords, xml_outs[i], force=force)
         summaries.append({
@@ -105,6 +112,8 @@ def run_harmonize(
             "n_chords": len(result.chords),
             "n_accompaniment_notes": len(result.accompaniment or []),
             "model": harmonizer.source,
+            "grid": song.grid_source,
+            "tempo_bpm": round(float(song.tempo_bpm), 2),
         })
     return summaries
 

@@ -1,0 +1,316 @@
+"""Beats and downbeats from the notes, for MIDI whose tick grid is not the music's (performances, audio-to-MIDI).
+
+Nothing here reads files: the input is notes in seconds (``onsets``, ``durations``, ``velocities``).
+
+- ``is_quantized``: most onsets sit on the file's tick grid (16ths or triplets, within a 96th of a beat)
+  -> trust the file's grid.
+- ``track_beats``: a dynamic-programming beat tracker in the manner of Ellis (2007), "Beat tracking by
+  dynamic programming": an onset-strength envelope (100 frames/s) from the note onsets, each weighted by
+  its duration and velocity; the beat period from the envelope's autocorrelation, weighted towards the
+  file's own tempo (a performance file usually has the right tempo, only its grid is off); then the beat
+  sequence maximising onset strength at the beats minus a penalty for beat intervals unlike the period
+  (so a drifting tempo is followed, rests are bridged at the period).
+- ``track_downbeats``: which beats start bars. Each beat gets a downbeat score from the notes around it
+  (a note starting there, its length, a note held across it, a rest before it, how much the pitch
+  classes change there), a logistic model fitted on POP909's train songs (``benchmarks/beat_tracking.py
+  --fit``); a Viterbi pass over the position in the bar (beats 1..M, rarely a bar cut short or
+  lengthened) turns the scores into bar lines.
+
+Figures on val (beat and downbeat F-measure at ±70 ms): ``benchmarks/beat_tracking.py``; speed:
+``benchmarks/beat_speed.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FPS = 50  # onset envelope frames per second
+MIN_BPM, MAX_BPM = 40.0, 240.0  # beat periods searched
+
+# tuned on POP909 val (benchmarks/beat_tracking.py); see the module docstring
+TEMPO_PRIOR_OCTAVES = 0.2  # width (log2) of the prior around the file's tempo
+TIGHTNESS = 1000.0  # Ellis's alpha: how strongly beat intervals stick to the period
+SMOOTH_FRAMES = 1.0  # Gaussian smoothing of the envelope, in frames
+
+# downbeat model (logistic regression on the features of ``beat_features``), fitted on POP909 train by
+# ``python benchmarks/beat_tracking.py --fit``
+DOWNBEAT_WEIGHTS = (-0.3873, 0.4916, -0.6759, 1.1566, 0.2291, 0.5765)
+DOWNBEAT_BIAS = -0.9376
+BAR_CHANGE_PROB = 0.02  # chance per bar that the position in the bar jumps (a short or long bar)
+
+
+@dataclass
+class Beats:
+    """Beat times in seconds, a bar-start flag per beat, the beats per bar and the median tempo."""
+
+    times: np.ndarray
+    downbeats: np.ndarray
+    beats_per_bar: int
+    tempo_bpm: float
+
+
+# ------------------------------------------------------------------------------------ quantization
+
+
+def quantization_share(onset_ticks, resolution: int, tolerance: float = 1 / 96) -> float:
+    """Share of onsets within ``tolerance`` beats of the 16th or the triplet grid of a file with
+    ``resolution`` ticks per beat."""
+    ticks = np.asarray(onset_ticks, dtype=np.float64)
+    if len(ticks) == 0 or resolution <= 0:
+        return 1.0
+    pos = ticks / resolution
+    near = np.zeros(len(pos), dtype=bool)
+    for division in (4, 3, 6):  # 16ths, triplet 8ths, triplet 16ths
+        x = pos * division
+        near |= np.abs(x - np.round(x)) / division <= tolerance
+    return float(near.mean())
+
+
+def is_quantized(onset_ticks, resolution: int, min_share: float = 0.8) -> bool:
+    """True when at least ``min_share`` of the onsets sit on the file's grid (``quantization_share``)."""
+    return quantization_share(onset_ticks, resolution) >= min_share
+
+
+# ------------------------------------------------------------------------------------ onset envelope
+
+
+def onset_envelope(onsets, durations=None, velocities=None, fps: int = FPS, smooth: float | None = None
+                   ) -> np.ndarray:
+    """Onset strength per frame: each onset adds (0.5 + its duration, capped at 1 s) x velocity/100, then a
+    Gaussian of ``smooth`` frames; normalised to unit standard deviation."""
+    onsets = np.asarray(onsets, dtype=np.float64)
+    n = int(np.ceil((onsets.max() if len(onsets) else 0.0) * fps)) + 2 * fps
+    env = np.zeros(n)
+    if len(onsets) == 0:
+        return env
+    dur = np.full(len(onsets), 0.25) if durations is None else np.asarray(durations, dtype=np.float64)
+    vel = np.full(len(onsets), 90.0) if velocities is None else np.asarray(velocities, dtype=np.float64)
+    smooth = SMOOTH_FRAMES if smooth is None else smooth
+    weight = (0.5 + np.clip(dur, 0.0, 1.0)) * np.clip(vel, 1, 127) / 100.0
+    frames = np.clip(np.round(onsets * fps).astype(np.int64), 0, n - 1)
+    np.add.at(env, frames, weight)
+    if smooth > 0:
+        half = int(np.ceil(3 * smooth))
+        kernel = np.exp(-0.5 * (np.arange(-half, half + 1) / smooth) ** 2)
+        env = np.convolve(env, kernel, mode="same")
+    sd = env.std()
+    return env / sd if sd > 0 else env
+
+
+def estimate_period(env: np.ndarray, prior_bpm: float | None = None, fps: int = FPS,
+                    prior_octaves: float | None = None) -> float:
+    """Beat period in frames: the autocorrelation peak of ``env`` (MIN_BPM..MAX_BPM), weighted by a
+    log-Gaussian around ``prior_bpm`` (default 120)."""
+    prior_octaves = TEMPO_PRIOR_OCTAVES if prior_octaves is None else prior_octaves
+    lo, hi = int(np.floor(60.0 * fps / MAX_BPM)), int(np.ceil(60.0 * fps / MIN_BPM))
+    x = env - env.mean()
+    n = len(x)
+    if n < 2 * hi:
+        x = np.concatenate([x, np.zeros(2 * hi - n)])
+        n = len(x)
+    spec = np.fft.rfft(x, 2 * n)
+    acf = np.fft.irfft(spec * np.conj(spec))[: hi + 2]
+    acf = acf / max(acf[0], 1e-12)
+    lags = np.arange(lo, hi + 1)
+    center = 60.0 * fps / (prior_bpm or 120.0)
+    weight = np.exp(-0.5 * (np.log2(lags / center) / prior_octaves) ** 2)
+    score = acf[lo: hi + 1] * weight
+    k = int(np.argmax(score))
+    if 0 < k < len(score) - 1:  # parabolic refinement
+        a, b, c = score[k - 1], score[k], score[k + 1]
+        denom = a - 2 * b + c
+        if denom < 0:
+            return float(lags[k] + 0.5 * (a - c) / denom)
+    return float(lags[k])
+
+
+def dp_beats(env: np.ndarray, period: float, tightness: float | None = None) -> np.ndarray:
+    """Ellis's dynamic programme: beat frames maximising onset strength minus ``tightness`` x
+    (log(interval / period))^2 per interval."""
+    tightness = TIGHTNESS if tightness is None else tightness
+    n = len(env)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    lo, hi = max(1, int(round(period / 2))), max(2, int(round(2 * period)))
+    offsets = np.arange(hi, lo - 1, -1)  # candidate distances back to the previous beat
+    penalty = -tightness * np.log(offsets / period) ** 2
+    score = env.astype(np.float64).copy()
+    back = np.full(n, -1, dtype=np.int64)
+    for t in range(lo, n):
+        start = t - hi
+        if start < 0:
+            cand = score[: t - lo + 1] + penalty[-start:]
+            prev0 = 0
+        else:
+            cand = score[start: t - lo + 1] + penalty
+            prev0 = start
+        j = int(np.argmax(cand))
+        if cand[j] > 0:  # a chain only helps when it adds
+            score[t] += cand[j]
+            back[t] = prev0 + j
+    # the last beat: the best score within the last period
+    tail = max(0, n - int(round(period)) - 1)
+    t = tail + int(np.argmax(score[tail:]))
+    path = [t]
+    while back[t] >= 0:
+        t = int(back[t])
+        path.append(t)
+    return np.array(path[::-1], dtype=np.int64)
+
+
+def _fill(times: np.ndarray, period_s: float, start: float, end: float) -> np.ndarray:
+    """Beats extended at the period to cover ``[start, end]``; gaps over 1.5 periods get beats inside."""
+    if len(times) == 0:
+        times = np.array([start])
+    filled = [times[0]]
+    for t in times[1:]:
+        gap = t - filled[-1]
+        k = int(round(gap / period_s))
+        if k >= 2:
+            filled.extend(filled[-1] + gap * np.arange(1, k) / k)
+        filled.append(t)
+    out = np.array(filled)
+    head = np.arange(1, int(np.ceil((out[0] - start) / period_s)) + 1) * period_s
+    out = np.concatenate([out[0] - head[::-1], out]) if len(head) else out
+    tail = np.arange(1, int(np.ceil((end - out[-1]) / period_s)) + 1) * period_s
+    return np.concatenate([out, out[-1] + tail]) if len(tail) else out
+
+
+def track_beats(onsets, durations=None, velocities=None, tempo_bpm: float | None = None,
+                start: float | None = None, end: float | None = None) -> np.ndarray:
+    """Beat times (seconds) from note onsets; covers ``[start, end]`` (default: first onset to last onset
+    + a beat) at the found period where the notes give no evidence."""
+    onsets = np.asarray(onsets, dtype=np.float64)
+    if len(onsets) == 0:
+        raise ValueError("no notes to track beats from")
+    env = onset_envelope(onsets, durations, velocities)
+    period = estimate_period(env, tempo_bpm)
+    frames = dp_beats(env, period)
+    times = frames / FPS
+    period_s = period / FPS
+    lo = float(onsets.min()) if start is None else start
+    hi = float(onsets.max()) + period_s if end is None else end
+    times = times[(times >= lo - period_s) & (times <= hi + period_s)]
+    return _fill(times, period_s, lo, hi)
+
+
+# ------------------------------------------------------------------------------------ downbeats
+
+
+def beat_features(beat_times: np.ndarray, onsets, durations, pitches) -> np.ndarray:
+    """``[n_beats, 6]`` downbeat evidence per beat (see the module docstring)."""
+    beat_times = np.asarray(beat_times, dtype=np.float64)
+    onsets = np.asarray(onsets, dtype=np.float64)
+    ends = onsets + np.asarray(durations, dtype=np.float64)
+    pcs = np.asarray(pitches, dtype=np.int64) % 12
+    n = len(beat_times)
+    period = np.diff(beat_times, append=beat_times[-1] + (beat_times[-1] - beat_times[-2] if n > 1 else 0.5))
+    if n > 1:
+        period[-1] = period[-2]
+    feats = np.zeros((n, 6))
+    order = np.argsort(onsets)
+    onsets, ends, pcs = onsets[order], ends[order], pcs[order]
+    for k in range(n):
+        b, p = beat_times[k], period[k]
+        near = (onsets >= b - 0.15 * p) & (onsets < b + 0.15 * p)
+        feats[k, 0] = float(near.any())
+        feats[k, 1] = float(np.log1p(((ends[near] - onsets[near]) / p).sum())) if near.any() else 0.0
+        held = (onsets < b - 0.15 * p) & (ends > b + 0.1 * p)
+        feats[k, 2] = float(held.any())
+        before = (onsets >= b - p) & (onsets < b - 0.15 * p)
+        feats[k, 3] = float(near.any() and not before.any() and not held.any())
+    # pitch-class change: duration-weighted histograms of the two beats after vs the two before
+    hist = np.zeros((n + 1, 12))
+    idx = np.clip(np.searchsorted(beat_times, onsets, side="right") - 1, 0, n - 1)
+    np.add.at(hist, (idx, pcs), np.minimum(ends - onsets, 2.0))
+    cum = np.concatenate([np.zeros((1, 12)), np.cumsum(hist[:n], axis=0)])
+    for k in range(n):
+        after = cum[min(n, k + 2)] - cum[k]
+        prior = cum[k] - cum[max(0, k - 2)]
+        na, nb = np.linalg.norm(after), np.linalg.norm(prior)
+        feats[k, 4] = 1.0 - float(after @ prior / (na * nb)) if na > 0 and nb > 0 else 0.0
+    # the beat's note length against the song's typical one
+    feats[:, 5] = feats[:, 1] - (feats[feats[:, 0] > 0, 1].mean() if np.any(feats[:, 0] > 0) else 0.0)
+    return feats
+
+
+def downbeat_logits(features: np.ndarray, weights=None, bias: float | None = None) -> np.ndarray:
+    w = np.asarray(DOWNBEAT_WEIGHTS if weights is None else weights, dtype=np.float64)
+    return features @ w + (DOWNBEAT_BIAS if bias is None else bias)
+
+
+def bar_positions(logits: np.ndarray, beats_per_bar: int, change_prob: float | None = None) -> np.ndarray:
+    """Viterbi over the position in the bar (0 = downbeat): advance by one beat each beat, or (rarely)
+    jump to any position; emissions are the downbeat log-odds on position 0. Returns positions."""
+    change_prob = BAR_CHANGE_PROB if change_prob is None else change_prob
+    n, m = len(logits), beats_per_bar
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    log_sig = -np.logaddexp(0.0, -logits)  # log p(downbeat)
+    log_not = -np.logaddexp(0.0, logits)
+    emit = np.tile(log_not[:, None], (1, m))
+    emit[:, 0] = log_sig
+    stay, jump = np.log(1 - change_prob), np.log(change_prob / max(1, m - 1))
+    trans = np.full((m, m), jump)
+    for i in range(m):
+        trans[i, (i + 1) % m] = stay
+    delta = emit[0] - np.log(m)
+    back = np.zeros((n, m), dtype=np.int64)
+    for k in range(1, n):
+        cand = delta[:, None] + trans
+        back[k] = np.argmax(cand, axis=0)
+        delta = cand[back[k], np.arange(m)] + emit[k]
+    path = [int(np.argmax(delta))]
+    for k in range(n - 1, 0, -1):
+        path.append(int(back[k, path[-1]]))
+    return np.array(path[::-1], dtype=np.int64)
+
+
+def track_downbeats(beat_times, onsets, durations, pitches, beats_per_bar: int = 4) -> np.ndarray:
+    """Bar-start flag per beat."""
+    feats = beat_features(beat_times, onsets, durations, pitches)
+    return bar_positions(downbeat_logits(feats), beats_per_bar) == 0
+
+
+def infer_beats(onsets, durations, pitches, velocities=None, tempo_bpm: float | None = None,
+                beats_per_bar: int = 4, start: float | None = None, end: float | None = None) -> Beats:
+    """Beats and downbeats from the notes (``track_beats`` then ``track_downbeats``)."""
+    times = track_beats(onsets, durations, velocities, tempo_bpm, start, end)
+    if len(times) < 2:
+        times = np.array([times[0], times[0] + 60.0 / (tempo_bpm or 120.0)])
+    flags = track_downbeats(times, onsets, durations, pitches, beats_per_bar)
+    tempo = 60.0 / float(np.median(np.diff(times)))
+    return Beats(times, flags, beats_per_bar, tempo)
+
+
+# ------------------------------------------------------------------------------------ scoring
+
+
+def f_measure(estimated, reference, tolerance: float = 0.07) -> float:
+    """F-measure of beat times: each reference beat matches at most one estimate within ``tolerance``
+    seconds (greedy in time order, as in mir_eval's matching for sorted, well-spaced beats). Estimates
+    outside the annotated span (± tolerance) are not counted."""
+    est = np.sort(np.asarray(estimated, dtype=np.float64))
+    ref = np.sort(np.asarray(reference, dtype=np.float64))
+    if len(ref) == 0 or len(est) == 0:
+        return 0.0
+    est = est[(est >= ref[0] - tolerance) & (est <= ref[-1] + tolerance)]
+    if len(est) == 0:
+        return 0.0
+    i = j = hits = 0
+    while i < len(est) and j < len(ref):
+        d = est[i] - ref[j]
+        if abs(d) <= tolerance:
+            hits += 1
+            i += 1
+            j += 1
+        elif d < 0:
+            i += 1
+        else:
+            j += 1
+    if hits == 0:
+        return 0.0
+    precision, recall = hits / len(est), hits / len(ref)
+    return 2 * precision * recall / (precision + recall)
