@@ -2,7 +2,7 @@
 (what stripe used before, and still uses for quantized files) against beats inferred from the notes.
 
     python benchmarks/beat_tracking.py [--data ../shared/pop909] [--split val] [--songs N]
-    python benchmarks/beat_tracking.py --fit        # refit the downbeat model on train, print its weights
+    python benchmarks/beat_tracking.py --fit        # refit the onset and downbeat models on train, print them
 
 The reference is each song's ``beat_midi.txt`` (beats, and the bar starts ``pop909.read_beats`` picks).
 Tune on train/val only; the test songs are withheld.
@@ -56,13 +56,28 @@ def load(root: Path, split: str, limit: int):
     return out
 
 
-def fit(songs, steps: int = 3000, lr: float = 0.5, l2: float = 1e-3):
+def fit_downbeats(songs):
     """Logistic regression of the bar-start flags on ``beat_features`` at the annotated beats."""
     xs, ys = [], []
     for _i, (on, dur, pitch, _vel, _tempo, _fb, _fbar), beats, flags, _per_bar in songs:
         xs.append(bt.beat_features(beats, on, dur, pitch))
         ys.append(flags.astype(float))
-    x, y = np.concatenate(xs), np.concatenate(ys)
+    return fit(np.concatenate(xs), np.concatenate(ys))
+
+
+def fit_onsets(songs, tolerance: float = 0.1):
+    """Logistic regression of "this note starts within ``tolerance`` beats of an annotated beat" on
+    ``onset_features`` (the period: the file's tempo, as the tracker's first pass finds it)."""
+    xs, ys = [], []
+    for _i, (on, dur, pitch, vel, tempo, _fb, _fbar), beats, _flags, _per_bar in songs:
+        xs.append(bt.onset_features(on, dur, pitch, vel, 60.0 / tempo))
+        k = np.interp(on, beats, np.arange(len(beats)))
+        ys.append((np.abs(k - np.round(k)) < tolerance).astype(float))
+    return fit(np.concatenate(xs), np.concatenate(ys))
+
+
+def fit(x, y, steps: int = 3000, lr: float = 0.5, l2: float = 1e-3):
+    """Logistic regression by gradient descent on standardised features; weights on the raw scale."""
     mu, sd = x.mean(0), x.std(0) + 1e-9
     z = (x - mu) / sd
     w, b = np.zeros(x.shape[1]), 0.0
@@ -102,8 +117,11 @@ def main(argv=None) -> None:
     if args.split == "test":
         raise SystemExit("the test split is withheld: tune and report on train/val")
     if args.fit:
-        w, b = fit(load(args.data, "train", args.songs))
-        print(json.dumps({"DOWNBEAT_WEIGHTS": [round(float(x), 4) for x in w], "DOWNBEAT_BIAS": round(b, 4)}))
+        train = load(args.data, "train", args.songs)
+        w, b = fit_downbeats(train)
+        wo, bo = fit_onsets(train)
+        print(json.dumps({"DOWNBEAT_WEIGHTS": [round(float(x), 4) for x in w], "DOWNBEAT_BIAS": round(b, 4),
+                          "ONSET_WEIGHTS": [round(float(x), 4) for x in wo], "ONSET_BIAS": round(bo, 4)}))
         return
     print(json.dumps(evaluate(load(args.data, args.split, args.songs)), indent=2))
 

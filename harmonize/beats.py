@@ -36,9 +36,12 @@ SMOOTH_FRAMES = 1.0  # Gaussian smoothing of the envelope, in frames
 
 # downbeat model (logistic regression on the features of ``beat_features``), fitted on POP909 train by
 # ``python benchmarks/beat_tracking.py --fit``
-DOWNBEAT_WEIGHTS = (-0.3873, 0.4916, -0.6759, 1.1566, 0.2291, 0.5765)
-DOWNBEAT_BIAS = -0.9376
+DOWNBEAT_WEIGHTS = (-0.409, 0.6566, -0.5622, 0.9223, 0.2182, 0.6586)
+DOWNBEAT_BIAS = -0.9503
 BAR_CHANGE_PROB = 0.02  # chance per bar that the position in the bar jumps (a short or long bar)
+# onset model (logistic regression on ``onset_features``: does a note start on a beat?), same script
+ONSET_WEIGHTS = (0.4712, 0.1277, 1.4763, -0.5593, 0.2352, 0.2644, 0.152, 0.5708, 0.5934)
+ONSET_BIAS = -1.8273
 
 
 @dataclass
@@ -76,10 +79,10 @@ def is_quantized(onset_ticks, resolution: int, min_share: float = 0.8) -> bool:
 # ------------------------------------------------------------------------------------ onset envelope
 
 
-def onset_envelope(onsets, durations=None, velocities=None, fps: int = FPS, smooth: float | None = None
-                   ) -> np.ndarray:
-    """Onset strength per frame: each onset adds (0.5 + its duration, capped at 1 s) x velocity/100, then a
-    Gaussian of ``smooth`` frames; normalised to unit standard deviation."""
+def onset_envelope(onsets, durations=None, velocities=None, fps: int = FPS, smooth: float | None = None,
+                   weights=None) -> np.ndarray:
+    """Onset strength per frame: each onset adds its ``weights`` (default: (0.5 + its duration, capped at
+    1 s) x velocity/100), then a Gaussian of ``smooth`` frames; normalised to unit standard deviation."""
     onsets = np.asarray(onsets, dtype=np.float64)
     n = int(np.ceil((onsets.max() if len(onsets) else 0.0) * fps)) + 2 * fps
     env = np.zeros(n)
@@ -88,7 +91,8 @@ def onset_envelope(onsets, durations=None, velocities=None, fps: int = FPS, smoo
     dur = np.full(len(onsets), 0.25) if durations is None else np.asarray(durations, dtype=np.float64)
     vel = np.full(len(onsets), 90.0) if velocities is None else np.asarray(velocities, dtype=np.float64)
     smooth = SMOOTH_FRAMES if smooth is None else smooth
-    weight = (0.5 + np.clip(dur, 0.0, 1.0)) * np.clip(vel, 1, 127) / 100.0
+    weight = (0.5 + np.clip(dur, 0.0, 1.0)) * np.clip(vel, 1, 127) / 100.0 if weights is None else \
+        np.asarray(weights, dtype=np.float64)
     frames = np.clip(np.round(onsets * fps).astype(np.int64), 0, n - 1)
     np.add.at(env, frames, weight)
     if smooth > 0:
@@ -97,6 +101,35 @@ def onset_envelope(onsets, durations=None, velocities=None, fps: int = FPS, smoo
         env = np.convolve(env, kernel, mode="same")
     sd = env.std()
     return env / sd if sd > 0 else env
+
+
+def onset_features(onsets, durations, pitches, velocities, period_s: float) -> np.ndarray:
+    """``[n_notes, 9]`` evidence that a note starts on a beat (notes in ``onsets`` order, which must be
+    sorted): its length, the time to the next and from the previous onset, the rest before it (all in
+    beats of ``period_s``, log-scaled), a rest flag, its velocity against the song's, the leap to it, and
+    whether it is longer than the notes before and after it."""
+    on = np.asarray(onsets, dtype=np.float64)
+    dur = np.asarray(durations, dtype=np.float64)
+    pitch = np.asarray(pitches, dtype=np.float64)
+    vel = np.full(len(on), 90.0) if velocities is None else np.asarray(velocities, dtype=np.float64)
+    p = max(period_s, 1e-3)
+    after = np.diff(on, append=on[-1] + p) / p
+    before = np.diff(on, prepend=on[0] - p) / p
+    prev_end = np.concatenate([[on[0] - p], (on + dur)[:-1]])
+    rest = np.clip((on - prev_end) / p, 0, 4)
+    d = np.clip(dur / p, 0, 4)
+    vrel = (vel - vel.mean()) / (vel.std() + 1e-6)
+    leap = np.abs(np.diff(pitch, prepend=pitch[:1])) / 12
+    longer_prev = (d > np.concatenate([[0.0], d[:-1]])).astype(float)
+    longer_next = (d > np.concatenate([d[1:], [0.0]])).astype(float)
+    return np.stack([np.log1p(d), np.log1p(np.clip(after, 0, 4)), np.log1p(np.clip(before, 0, 4)),
+                     np.log1p(rest), (rest > 0.2).astype(float), vrel, leap, longer_prev, longer_next], 1)
+
+
+def onset_weights(onsets, durations, pitches, velocities, period_s: float) -> np.ndarray:
+    """p(the note starts on a beat), from ``onset_features`` (a logistic model fitted on POP909 train)."""
+    z = onset_features(onsets, durations, pitches, velocities, period_s) @ np.asarray(ONSET_WEIGHTS) + ONSET_BIAS
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def estimate_period(env: np.ndarray, prior_bpm: float | None = None, fps: int = FPS,
@@ -126,19 +159,51 @@ def estimate_period(env: np.ndarray, prior_bpm: float | None = None, fps: int = 
     return float(lags[k])
 
 
-def dp_beats(env: np.ndarray, period: float, tightness: float | None = None) -> np.ndarray:
+def local_periods(env: np.ndarray, period: float, window_s: float = 12.0, hop_s: float = 2.0,
+                  spread: float = 0.15, fps: int = FPS) -> np.ndarray:
+    """The beat period per frame: the autocorrelation peak within ±``spread`` of ``period``, in windows
+    of ``window_s`` every ``hop_s`` (median-smoothed, interpolated), so that a drifting tempo is followed."""
+    n = len(env)
+    lo, hi = max(1, int(np.floor(period * (1 - spread)))), int(np.ceil(period * (1 + spread)))
+    win, hop = int(window_s * fps), int(hop_s * fps)
+    if n < win + hi or hi - lo < 2:
+        return np.full(n, float(period))
+    centers, values = [], []
+    lags = np.arange(lo, hi + 1)
+    for start in range(0, n - win + 1, hop):
+        x = env[start: start + win]
+        x = x - x.mean()
+        denom = float(x @ x)
+        if denom <= 0:
+            continue
+        acf = np.array([x[:-k] @ x[k:] for k in lags]) / denom
+        weight = np.exp(-0.5 * (np.log(lags / period) / spread) ** 2)  # stay near the song's tempo
+        k = int(np.argmax(acf * weight))
+        centers.append(start + win / 2)
+        values.append(float(lags[k]))
+    if len(values) < 3:
+        return np.full(n, float(period))
+    v = np.array(values)
+    smooth = np.array([np.median(v[max(0, i - 2): i + 3]) for i in range(len(v))])
+    return np.interp(np.arange(n), np.array(centers), smooth)
+
+
+def dp_beats(env: np.ndarray, period, tightness: float | None = None) -> np.ndarray:
     """Ellis's dynamic programme: beat frames maximising onset strength minus ``tightness`` x
-    (log(interval / period))^2 per interval."""
+    (log(interval / period))^2 per interval; ``period`` is one number or one per frame."""
     tightness = TIGHTNESS if tightness is None else tightness
     n = len(env)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    lo, hi = max(1, int(round(period / 2))), max(2, int(round(2 * period)))
-    offsets = np.arange(hi, lo - 1, -1)  # candidate distances back to the previous beat
-    penalty = -tightness * np.log(offsets / period) ** 2
+    periods = np.broadcast_to(np.asarray(period, dtype=np.float64), (n,))
+    lo, hi = max(1, int(round(periods.min() / 2))), max(2, int(round(2 * periods.max())))
+    offsets = np.arange(hi, lo - 1, -1).astype(np.float64)  # candidate distances back to the previous beat
+    log_offsets = np.log(offsets)
     score = env.astype(np.float64).copy()
     back = np.full(n, -1, dtype=np.int64)
+    log_p = np.log(periods)
     for t in range(lo, n):
+        penalty = -tightness * (log_offsets - log_p[t]) ** 2
         start = t - hi
         if start < 0:
             cand = score[: t - lo + 1] + penalty[-start:]
@@ -151,7 +216,7 @@ def dp_beats(env: np.ndarray, period: float, tightness: float | None = None) -> 
             score[t] += cand[j]
             back[t] = prev0 + j
     # the last beat: the best score within the last period
-    tail = max(0, n - int(round(period)) - 1)
+    tail = max(0, n - int(round(periods[-1])) - 1)
     t = tail + int(np.argmax(score[tail:]))
     path = [t]
     while back[t] >= 0:
@@ -179,15 +244,24 @@ def _fill(times: np.ndarray, period_s: float, start: float, end: float) -> np.nd
 
 
 def track_beats(onsets, durations=None, velocities=None, tempo_bpm: float | None = None,
-                start: float | None = None, end: float | None = None) -> np.ndarray:
+                start: float | None = None, end: float | None = None, pitches=None) -> np.ndarray:
     """Beat times (seconds) from note onsets; covers ``[start, end]`` (default: first onset to last onset
-    + a beat) at the found period where the notes give no evidence."""
+    + a beat) at the found period where the notes give no evidence. With ``durations`` and ``pitches``,
+    a second pass weights each onset by how likely it is to be on a beat (``onset_weights``)."""
     onsets = np.asarray(onsets, dtype=np.float64)
     if len(onsets) == 0:
         raise ValueError("no notes to track beats from")
+    order = np.argsort(onsets, kind="stable")
+    onsets = onsets[order]
+    durations = None if durations is None else np.asarray(durations, dtype=np.float64)[order]
+    velocities = None if velocities is None else np.asarray(velocities, dtype=np.float64)[order]
     env = onset_envelope(onsets, durations, velocities)
     period = estimate_period(env, tempo_bpm)
-    frames = dp_beats(env, period)
+    if durations is not None and pitches is not None:
+        pitches = np.asarray(pitches)[order]
+        w = onset_weights(onsets, durations, pitches, velocities, period / FPS)
+        env = onset_envelope(onsets, durations, velocities, weights=w)
+    frames = dp_beats(env, local_periods(env, period))
     times = frames / FPS
     period_s = period / FPS
     lo = float(onsets.min()) if start is None else start
@@ -277,7 +351,7 @@ def track_downbeats(beat_times, onsets, durations, pitches, beats_per_bar: int =
 def infer_beats(onsets, durations, pitches, velocities=None, tempo_bpm: float | None = None,
                 beats_per_bar: int = 4, start: float | None = None, end: float | None = None) -> Beats:
     """Beats and downbeats from the notes (``track_beats`` then ``track_downbeats``)."""
-    times = track_beats(onsets, durations, velocities, tempo_bpm, start, end)
+    times = track_beats(onsets, durations, velocities, tempo_bpm, start, end, pitches=pitches)
     if len(times) < 2:
         times = np.array([times[0], times[0] + 60.0 / (tempo_bpm or 120.0)])
     flags = track_downbeats(times, onsets, durations, pitches, beats_per_bar)

@@ -226,6 +226,8 @@ def eval_(
     songs: int = typer.Option(0, "--songs", help="With --end-to-end: only the first N songs (0: all; "
                               "--max-songs works too)."),
     force: bool = typer.Option(False, "--force", help="With --end-to-end: overwrite an existing --json-out file."),
+    grid: str = typer.Option("auto", "--grid", help="With --end-to-end: read the files as `stripe harmonize "
+                             "--grid` does (auto, file or notes)."),
 ) -> None:
     """Score chords (accuracy, CHE, CC, CTD, CTnCTR, PCS, MCTD; model vs HMM baseline vs human) and the
     accompaniment (CS, SSMD, GS, NDD with oracle vs predicted chords) on a POP909 split."""
@@ -233,7 +235,7 @@ def eval_(
         from .commands import run_end_to_end
 
         run_end_to_end(data=data, split=split, model=model, songs=songs or max_songs, device=device,
-                       as_json=as_json, json_out=json_out, force=force)
+                       as_json=as_json, json_out=json_out, force=force, grid=grid)
         return
     from .commands import run_eval
 

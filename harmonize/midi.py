@@ -305,7 +305,7 @@ def notes_grid(pm, instruments) -> Grid:
     _, tempi = pm.get_tempo_changes()
     beats = infer_beats(on, dur, np.array([n.pitch for n in notes]), np.array([n.velocity for n in notes]),
                         tempo_bpm=float(tempi[0]) if len(tempi) else None, beats_per_bar=per_bar,
-                        start=float(on.min()), end=float((on + dur).max()))
+                        start=0.0, end=float((on + dur).max()))
     grid = Grid.from_beats(beats.times, beats.downbeats)
     grid.time_signatures = [(0, per_bar, 4)]
     return grid
