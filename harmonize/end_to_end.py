@@ -297,7 +297,7 @@ def evaluate_end_to_end(
             for v, by_system in result.items():
                 for s, metrics in by_system.items():
                     rows[v][s].append(metrics)
-            per_song.append({"song": i, "grid": grid_sources,
+            per_song.append({"song": i, "grid_source": grid_sources,
                              **{v: {s: round(m["acc_majmin"], 4) for s, m in r.items()} for v, r in result.items()}})
             tick()
     finally:
@@ -308,7 +308,7 @@ def evaluate_end_to_end(
     return {
         "config": {"data": str(root), "split": split, "songs": songs, "variants": list(variants),
                    "systems": list(systems), "device": device, "grid": grid},
-        "grid_inferred": {v: sum(1 for r in per_song if r["grid"].get(v) == "notes") for v in variants},
+        "grid_inferred": {v: sum(1 for r in per_song if r["grid_source"].get(v) == "notes") for v in variants},
         "model": getattr(harmonizer, "source", None),
         "counts": {"songs": len(per_song), "skipped": len(skipped)},
         "end_to_end": {v: {s: _mean_rows(r) for s, r in by.items()} for v, by in rows.items()},

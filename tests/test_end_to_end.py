@@ -168,3 +168,11 @@ def test_cli_end_to_end_table(model_dir, tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     for word in ("raw", "grid", "model", "baseline", "acc_majmin"):
         assert word in res.stdout
+
+
+def test_report_counts_inferred_grids(model_dir, tmp_path):
+    report = evaluate_end_to_end(FIXTURES, split="train", model=str(model_dir), songs=1, grid="notes",
+                                 cache=tmp_path / "cache")
+    assert report["grid_inferred"] == {"raw": 1, "grid": 1}
+    assert report["per_song"][0]["grid_source"] == {"raw": "notes", "grid": "notes"}
+    assert set(report["per_song"][0]["grid"]) == {"model", "baseline"}
