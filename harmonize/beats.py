@@ -168,24 +168,22 @@ def local_periods(env: np.ndarray, period: float, window_s: float = 12.0, hop_s:
     win, hop = int(window_s * fps), int(hop_s * fps)
     if n < win + hi or hi - lo < 2:
         return np.full(n, float(period))
-    centers, values = [], []
     lags = np.arange(lo, hi + 1)
-    for start in range(0, n - win + 1, hop):
-        x = env[start: start + win]
-        x = x - x.mean()
-        denom = float(x @ x)
-        if denom <= 0:
-            continue
-        acf = np.array([x[:-k] @ x[k:] for k in lags]) / denom
-        weight = np.exp(-0.5 * (np.log(lags / period) / spread) ** 2)  # stay near the song's tempo
-        k = int(np.argmax(acf * weight))
-        centers.append(start + win / 2)
-        values.append(float(lags[k]))
-    if len(values) < 3:
+    starts = np.arange(0, n - win + 1, hop)
+    x = np.lib.stride_tricks.sliding_window_view(env, win)[starts]
+    x = x - x.mean(axis=1, keepdims=True)
+    spec = np.fft.rfft(x, 2 * win, axis=1)
+    acf = np.fft.irfft(spec * np.conj(spec), axis=1)[:, lags]
+    energy = (x * x).sum(axis=1)
+    keep = energy > 0
+    if keep.sum() < 3:
         return np.full(n, float(period))
-    v = np.array(values)
-    smooth = np.array([np.median(v[max(0, i - 2): i + 3]) for i in range(len(v))])
-    return np.interp(np.arange(n), np.array(centers), smooth)
+    weight = np.exp(-0.5 * (np.log(lags / period) / spread) ** 2)  # stay near the song's tempo
+    values = lags[np.argmax(acf[keep] / energy[keep, None] * weight, axis=1)].astype(np.float64)
+    centers = starts[keep] + win / 2
+    padded = np.pad(values, 2, mode="edge")
+    smooth = np.median(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
+    return np.interp(np.arange(n), centers, smooth)
 
 
 def dp_beats(env: np.ndarray, period, tightness: float | None = None) -> np.ndarray:
@@ -201,20 +199,24 @@ def dp_beats(env: np.ndarray, period, tightness: float | None = None) -> np.ndar
     log_offsets = np.log(offsets)
     score = env.astype(np.float64).copy()
     back = np.full(n, -1, dtype=np.int64)
-    log_p = np.log(periods)
-    for t in range(lo, n):
-        penalty = -tightness * (log_offsets - log_p[t]) ** 2
-        start = t - hi
-        if start < 0:
-            cand = score[: t - lo + 1] + penalty[-start:]
-            prev0 = 0
-        else:
-            cand = score[start: t - lo + 1] + penalty
-            prev0 = start
-        j = int(np.argmax(cand))
-        if cand[j] > 0:  # a chain only helps when it adds
-            score[t] += cand[j]
-            back[t] = prev0 + j
+    # the interval penalty of every frame and candidate (one array: the loop below only gathers)
+    penalty = -tightness * (log_offsets[None, :] - np.log(periods)[:, None]) ** 2
+    base = np.arange(lo)[:, None] - offsets[None, :].astype(np.int64)  # previous-beat candidates, oldest first
+    rows = np.arange(lo)
+    # beats are at least ``lo`` frames apart, so the frames of a block of ``lo`` only look back at frames
+    # before the block: each block is one vectorised step
+    for a in range(lo, n, lo):
+        m = min(lo, n - a)
+        idx = base[:m] + a
+        cand = score[np.maximum(idx, 0)] + penalty[a: a + m]
+        if a < hi:
+            cand[idx < 0] = -np.inf
+        j = np.argmax(cand, axis=1)
+        best = cand[rows[:m], j]
+        gain = best > 0  # a chain only helps when it adds
+        t = a + rows[:m][gain]
+        score[t] += best[gain]
+        back[t] = idx[rows[:m], j][gain]
     # the last beat: the best score within the last period
     tail = max(0, n - int(round(periods[-1])) - 1)
     t = tail + int(np.argmax(score[tail:]))
@@ -284,27 +286,35 @@ def beat_features(beat_times: np.ndarray, onsets, durations, pitches) -> np.ndar
     if n > 1:
         period[-1] = period[-2]
     feats = np.zeros((n, 6))
-    order = np.argsort(onsets)
+    order = np.argsort(onsets, kind="stable")
     onsets, ends, pcs = onsets[order], ends[order], pcs[order]
-    for k in range(n):
-        b, p = beat_times[k], period[k]
-        near = (onsets >= b - 0.15 * p) & (onsets < b + 0.15 * p)
-        feats[k, 0] = float(near.any())
-        feats[k, 1] = float(np.log1p(((ends[near] - onsets[near]) / p).sum())) if near.any() else 0.0
-        held = (onsets < b - 0.15 * p) & (ends > b + 0.1 * p)
-        feats[k, 2] = float(held.any())
-        before = (onsets >= b - p) & (onsets < b - 0.15 * p)
-        feats[k, 3] = float(near.any() and not before.any() and not held.any())
+    lengths = ends - onsets
+    cum_len = np.concatenate([[0.0], np.cumsum(lengths)])
+    reach = np.maximum.accumulate(ends) if len(ends) else ends  # the latest end among the first i notes
+    near_lo = np.searchsorted(onsets, beat_times - 0.15 * period, side="left")
+    near_hi = np.searchsorted(onsets, beat_times + 0.15 * period, side="left")
+    before_lo = np.searchsorted(onsets, beat_times - period, side="left")
+    near = near_hi > near_lo
+    feats[:, 0] = near
+    feats[:, 1] = np.where(near, np.log1p((cum_len[near_hi] - cum_len[near_lo]) / period), 0.0)
+    # a note started before the beat's window and still sounding after the beat: held across it
+    held = np.zeros(n, dtype=bool)
+    has_earlier = near_lo > 0
+    held[has_earlier] = reach[near_lo[has_earlier] - 1] > beat_times[has_earlier] + 0.1 * period[has_earlier]
+    feats[:, 2] = held
+    before = near_lo > before_lo
+    feats[:, 3] = near & ~before & ~held
     # pitch-class change: duration-weighted histograms of the two beats after vs the two before
     hist = np.zeros((n + 1, 12))
     idx = np.clip(np.searchsorted(beat_times, onsets, side="right") - 1, 0, n - 1)
     np.add.at(hist, (idx, pcs), np.minimum(ends - onsets, 2.0))
     cum = np.concatenate([np.zeros((1, 12)), np.cumsum(hist[:n], axis=0)])
-    for k in range(n):
-        after = cum[min(n, k + 2)] - cum[k]
-        prior = cum[k] - cum[max(0, k - 2)]
-        na, nb = np.linalg.norm(after), np.linalg.norm(prior)
-        feats[k, 4] = 1.0 - float(after @ prior / (na * nb)) if na > 0 and nb > 0 else 0.0
+    k = np.arange(n)
+    after = cum[np.minimum(n, k + 2)] - cum[k]
+    prior = cum[k] - cum[np.maximum(0, k - 2)]
+    na, nb = np.linalg.norm(after, axis=1), np.linalg.norm(prior, axis=1)
+    both = (na > 0) & (nb > 0)
+    feats[both, 4] = 1.0 - (after[both] * prior[both]).sum(1) / (na[both] * nb[both])
     # the beat's note length against the song's typical one
     feats[:, 5] = feats[:, 1] - (feats[feats[:, 0] > 0, 1].mean() if np.any(feats[:, 0] > 0) else 0.0)
     return feats
