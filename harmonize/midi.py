@@ -289,6 +289,7 @@ def melody_track_arg(value: str | None) -> str | int | None:
 
 
 GRID_CHOICES = ("auto", "file", "notes")
+MIN_NOTES_TO_TRACK = 8  # --grid auto keeps the file's grid below this many notes
 
 
 def notes_grid(pm, instruments) -> Grid:
@@ -313,15 +314,24 @@ def notes_grid(pm, instruments) -> Grid:
 
 def choose_grid(pm, instruments, grid: str) -> bool:
     """True when the grid is to be inferred from the notes: ``notes``, or ``auto`` and the file's onsets
-    are not on its tick grid (``beats.is_quantized``)."""
+    are not on its tick grid (``beats.is_quantized``; a track of 8 notes or more wholly on the grid also
+    makes the file a quantized one, and a file of under 8 notes keeps its grid)."""
     if grid not in GRID_CHOICES:
         raise StripeError(f"--grid must be one of {', '.join(GRID_CHOICES)}, not {grid!r}")
     if grid != "auto":
         return grid == "notes"
     from .beats import is_quantized
 
-    starts = np.array([n.start for inst in instruments for n in inst.notes if n.end > n.start])
-    return not is_quantized(_times_to_ticks(pm, starts), pm.resolution)
+    per_track = [_times_to_ticks(pm, np.array([n.start for n in inst.notes if n.end > n.start]))
+                 for inst in instruments]
+    per_track = [t for t in per_track if len(t)]
+    if sum(len(t) for t in per_track) < MIN_NOTES_TO_TRACK:  # too few notes to say, or to find beats in
+        return False
+    if is_quantized(np.concatenate(per_track), pm.resolution):
+        return False
+    # one track of 8 notes or more wholly on the grid: the file was written on its grid (other tracks
+    # may be loose on purpose, e.g. strummed pads)
+    return not any(len(t) >= 8 and is_quantized(t, pm.resolution, min_share=0.95) for t in per_track)
 
 
 def read_song(
