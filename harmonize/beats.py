@@ -2,8 +2,8 @@
 
 Nothing here reads files: the input is notes in seconds (``onsets``, ``durations``, ``velocities``).
 
-- ``is_quantized``: most onsets sit on the file's tick grid (16ths or triplets, within a 96th of a beat)
-  -> trust the file's grid.
+- ``is_quantized``: most onsets sit on the file's tick grid (16ths or triplets, within a 96th of a beat),
+  and not on a copy of it shifted by a fraction of a 16th -> trust the file's grid.
 - ``track_beats``: a dynamic-programming beat tracker in the manner of Ellis (2007), "Beat tracking by
   dynamic programming": an onset-strength envelope (100 frames/s) from the note onsets, each weighted by
   its duration and velocity; the beat period from the envelope's autocorrelation, weighted towards the
@@ -71,9 +71,24 @@ def quantization_share(onset_ticks, resolution: int, tolerance: float = 1 / 96) 
     return float(near.mean())
 
 
-def is_quantized(onset_ticks, resolution: int, min_share: float = 0.8) -> bool:
-    """True when at least ``min_share`` of the onsets sit on the file's grid (``quantization_share``)."""
-    return quantization_share(onset_ticks, resolution) >= min_share
+def _straight_share(pos: np.ndarray, shift: float, tolerance: float) -> float:
+    x = (pos - shift) * 4
+    return float((np.abs(x - np.round(x)) / 4 <= tolerance).mean())
+
+
+def is_quantized(onset_ticks, resolution: int, min_share: float = 0.8, tolerance: float = 1 / 96) -> bool:
+    """True when at least ``min_share`` of the onsets sit on the file's grid (``quantization_share``) and
+    that grid is not a shifted copy of the music's: the 16th grid moved by a fraction of a 16th (k/48 of a
+    beat) must not hold clearly more onsets (POP909's files are quantized onto a grid offset from their
+    beats; offsets of a twelfth of a beat even look like triplets)."""
+    ticks = np.asarray(onset_ticks, dtype=np.float64)
+    if quantization_share(ticks, resolution, tolerance) < min_share:
+        return False
+    if len(ticks) == 0:
+        return True
+    pos = ticks / resolution
+    best_shifted = max(_straight_share(pos, k / 48, tolerance) for k in range(1, 12))
+    return _straight_share(pos, 0.0, tolerance) >= best_shifted - 0.2
 
 
 # ------------------------------------------------------------------------------------ onset envelope

@@ -54,6 +54,11 @@ def test_quantization_share_on_and_off_the_grid():
     rng = np.random.default_rng(1)
     shifted = on + 0.3 * RES + rng.uniform(-0.04, 0.04, len(on)) * RES  # 0.3 beat late, +-20 ms at 120 bpm
     assert not is_quantized(shifted, RES)
+    # 8ths a third of a beat late (a POP909 file): all on the triplet grid, but really a shifted straight grid
+    late = on[::2] + RES // 3
+    assert quantization_share(late, RES) == 1.0 and not is_quantized(late, RES)
+    mixed = np.sort(np.concatenate([on[::2], triplets[1::3]]))  # straight 8ths and some triplets
+    assert is_quantized(mixed, RES)
 
 
 def test_quantized_file_keeps_its_grid_and_shifted_jittered_copy_does_not(tmp_path):
