@@ -228,6 +228,10 @@ def eval_(
     force: bool = typer.Option(False, "--force", help="With --end-to-end: overwrite an existing --json-out file."),
     grid: str = typer.Option("auto", "--grid", help="With --end-to-end: read the files as `stripe harmonize "
                              "--grid` does (auto, file or notes)."),
+    labels: str = typer.Option("pop909", "--labels", help="With --end-to-end: score against POP909's chords "
+                               "(pop909) or POP909-CL's corrected chords (cl)."),
+    cl_data: Path | None = typer.Option(None, "--cl-data", help="With --labels cl: the POP909-CL folder "
+                                        "(default: pop909-cl beside --data)."),
 ) -> None:
     """Score chords (accuracy, CHE, CC, CTD, CTnCTR, PCS, MCTD; model vs HMM baseline vs human) and the
     accompaniment (CS, SSMD, GS, NDD with oracle vs predicted chords) on a POP909 split."""
@@ -235,7 +239,8 @@ def eval_(
         from .commands import run_end_to_end
 
         run_end_to_end(data=data, split=split, model=model, songs=songs or max_songs, device=device,
-                       as_json=as_json, json_out=json_out, force=force, grid=grid)
+                       as_json=as_json, json_out=json_out, force=force, grid=grid, labels=labels,
+                       cl_data=cl_data)
         return
     from .commands import run_eval
 

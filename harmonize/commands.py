@@ -237,7 +237,8 @@ def run_eval(length: int = 16, data: Path | None = None, split: str = "val", mod
 
 def run_end_to_end(data: Path | None = None, split: str = "val", model: str | None = None, songs: int = 0,
                    device: str = "cpu", as_json: bool = False, json_out: Path | None = None,
-                   force: bool = False, grid: str = "auto") -> dict:
+                   force: bool = False, grid: str = "auto", labels: str = "pop909",
+                   cl_data: Path | None = None) -> dict:
     """``stripe eval --end-to-end``: see ``end_to_end.py``."""
     from .end_to_end import evaluate_end_to_end, print_end_to_end
 
@@ -257,7 +258,7 @@ def run_end_to_end(data: Path | None = None, split: str = "val", model: str | No
     if grid not in GRID_CHOICES:
         raise StripeError(f"--grid must be one of {', '.join(GRID_CHOICES)}, not {grid!r}")
     report = evaluate_end_to_end(root, split=split, model=model, songs=songs, device=device,
-                                 progress=not as_json, grid=grid)
+                                 progress=not as_json, grid=grid, labels=labels, cl_data=cl_data)
     text = save_json(report, json_out)
     if as_json:
         import sys

@@ -33,6 +33,7 @@ from .errors import StripeError
 from .song import ChordSpan, Grid, Song
 
 VARIANTS = ("raw", "grid")
+LABELS = ("pop909", "cl")
 SYSTEMS = ("model", "baseline")
 GRID_RESOLUTION = 480  # ticks per beat of the re-timed files
 SAMPLES_PER_BEAT = 8  # points per annotated beat at which the predicted chord is read
@@ -186,9 +187,11 @@ def _mean_rows(rows: list[dict]) -> dict:
 
 
 def evaluate_song(song_dir: Path, annotated: Song, harmonizer, variants: Sequence[str] = VARIANTS,
-                  systems: Sequence[str] = SYSTEMS, workdir: Path | None = None, grid: str = "auto") -> dict:
+                  systems: Sequence[str] = SYSTEMS, workdir: Path | None = None, grid: str = "auto",
+                  reference: list[ChordSpan] | None = None) -> dict:
     """``{variant: {system: metrics}, "grid_source": {variant: "file" | "notes"}}`` for one POP909 song
-    folder; ``annotated`` is its loaded ``Song``; ``grid`` is ``stripe harmonize --grid``."""
+    folder; ``annotated`` is its loaded ``Song``; ``grid`` is ``stripe harmonize --grid``; ``reference``: the
+    chords to score against, on the annotated grid (default: the song's own, ``chord_midi.txt``)."""
     from .baseline import harmonize_baseline
     from .commands import read_input_song
     from .metrics import harmonization_metrics, melody_per_step
@@ -199,7 +202,7 @@ def evaluate_song(song_dir: Path, annotated: Song, harmonizer, variants: Sequenc
     song_dir = Path(song_dir)
     midi_path = song_dir / f"{song_dir.name}.mid"
     melody = melody_per_step(annotated.melody, annotated.n_steps)
-    ref = chords_per_step(annotated.chords, annotated.n_steps)
+    ref = chords_per_step(annotated.chords if reference is None else reference, annotated.n_steps)
     beat_times, bar_flags, beats_per_bar = read_beats(song_dir / "beat_midi.txt")
     out: dict = {}
     sources: dict[str, str] = {}
@@ -247,13 +250,17 @@ def evaluate_end_to_end(
     cache: str | Path | None = None,
     progress: bool | Callable[[int, int], None] = False,
     grid: str = "auto",
+    labels: str = "pop909",
+    cl_data: str | Path | None = None,
 ) -> dict:
     """The end-to-end chord figures of a POP909 split, as JSON-able data.
 
     ``songs``: only the first N songs of the split (0: all). ``harmonizer``: an already loaded
     ``Harmonizer`` (else ``Harmonizer.load(model, device)``). ``cache``: the POP909 song cache folder
     (None: the default one). ``grid``: how the files are read, as ``stripe harmonize --grid`` (auto,
-    file, notes). ``progress``: True for a rich progress bar on stderr, or a callable
+    file, notes). ``labels``: score against POP909's chords (``pop909``, ``chord_midi.txt``) or POP909-CL's
+    corrected ones (``cl``; ``cl_data``, default ``<data>/../pop909-cl``; songs that cannot be aligned are
+    skipped), the "human" row then scoring POP909's chords against them. ``progress``: True for a rich progress bar on stderr, or a callable
     ``(done, total)``. Returns ``{"config", "model", "counts", "end_to_end": {variant: {system:
     metrics}}, "human": metrics of the annotations, "per_song": [...]}``.
     """
@@ -266,6 +273,13 @@ def evaluate_end_to_end(
     bad = [v for v in variants if v not in VARIANTS] + [s for s in systems if s not in SYSTEMS]
     if bad or not variants or not systems:
         raise StripeError(f"variants must be among {', '.join(VARIANTS)} and systems among {', '.join(SYSTEMS)}")
+    if labels not in LABELS:
+        raise StripeError(f"--labels must be one of {', '.join(LABELS)}, not {labels!r}")
+    cl_root = None
+    if labels == "cl":
+        cl_root = Path(cl_data) if cl_data is not None else root.parent / "pop909-cl"
+        if not (cl_root / "POP909_processed").is_dir():
+            raise StripeError("no POP909-CL folder here (expected POP909_processed/ inside)", cl_root)
     ids = [i for i in split_song_ids(split, root) if (root / f"{i:03d}").is_dir()]
     if songs:
         ids = ids[:songs]
@@ -284,7 +298,14 @@ def evaluate_end_to_end(
             song_dir = root / f"{i:03d}"
             try:
                 annotated = load_song_cached(song_dir, cache_dir=None if cache is None else Path(cache))
-                result = evaluate_song(song_dir, annotated, harmonizer, variants, systems, grid=grid)
+                reference = None
+                if cl_root is not None:
+                    from .pop909_cl import read_cl_chords
+
+                    reference = read_cl_chords(cl_root / "POP909_processed" / f"{i:03d}.mid",
+                                               song_dir / f"{i:03d}.mid", annotated.grid)
+                result = evaluate_song(song_dir, annotated, harmonizer, variants, systems, grid=grid,
+                                       reference=reference)
             except StripeError as e:  # a broken song folder is reported, not fatal
                 skipped.append({"song": i, "error": str(e)})
                 tick()
@@ -292,7 +313,8 @@ def evaluate_end_to_end(
             from .metrics import harmonization_metrics, melody_per_step
 
             human.append(harmonization_metrics(melody_per_step(annotated.melody, annotated.n_steps),
-                                               annotated.chords, ref_chords=annotated.chords))
+                                               annotated.chords,
+                                               ref_chords=annotated.chords if reference is None else reference))
             grid_sources = result.pop("grid_source")
             for v, by_system in result.items():
                 for s, metrics in by_system.items():
@@ -307,7 +329,7 @@ def evaluate_end_to_end(
         raise StripeError(f"no usable songs in split {split!r}", root)
     return {
         "config": {"data": str(root), "split": split, "songs": songs, "variants": list(variants),
-                   "systems": list(systems), "device": device, "grid": grid},
+                   "systems": list(systems), "device": device, "grid": grid, "labels": labels},
         "grid_inferred": {v: sum(1 for r in per_song if r["grid_source"].get(v) == "notes") for v in variants},
         "model": getattr(harmonizer, "source", None),
         "counts": {"songs": len(per_song), "skipped": len(skipped)},
@@ -357,7 +379,8 @@ def print_end_to_end(report: dict) -> None:
         console.print("beats inferred from the notes in " + ", ".join(f"{n} {v}" for v, n in inferred.items())
                       + " files", markup=False)
     cols = ("acc_root", "acc_majmin", "acc_class", "CHE", "CC", "CTnCTR", "PCS")
-    table = Table(title="chords per annotated beat, from the melody-only file")
+    against = {"cl": "POP909-CL's corrected chords"}.get(cfg.get("labels", "pop909"), "POP909's chords")
+    table = Table(title=f"chords per annotated beat, from the melody-only file, against {against}")
     table.add_column("input")
     table.add_column("system")
     for c in cols:
@@ -366,5 +389,5 @@ def print_end_to_end(report: dict) -> None:
         for system, row in by_system.items():
             table.add_row(variant, system, *(f"{row[c]:.3f}" for c in cols))
     if report.get("human"):
-        table.add_row("annotated", "human", *(f"{report['human'][c]:.3f}" for c in cols))
+        table.add_row("annotated", "human (POP909)", *(f"{report['human'][c]:.3f}" for c in cols))
     console.print(table)

@@ -19,6 +19,7 @@ from harmonize.end_to_end import (
     write_grid_melody,
     write_raw_melody,
 )
+from harmonize.errors import StripeError
 from harmonize.pipeline import HarmonizeResult
 from harmonize.pop909 import load_song, read_beats
 from harmonize.song import ChordSpan
@@ -176,3 +177,60 @@ def test_report_counts_inferred_grids(model_dir, tmp_path):
     assert report["grid_inferred"] == {"raw": 1, "grid": 1}
     assert report["per_song"][0]["grid_source"] == {"raw": "notes", "grid": "notes"}
     assert set(report["per_song"][0]["grid"]) == {"model", "baseline"}
+
+
+def _cl_copy(tmp_path):
+    """A POP909-CL-style file for the fixture song 098: its notes merged into 'piano' and re-timed (an affine
+    map of time, one note dropped), its chord_midi.txt chords as block chords in a track named 'MIDI 01'."""
+    import mido
+
+    from harmonize.chords import parse_chord
+    from harmonize.pop909 import _rows
+
+    pm = pretty_midi.PrettyMIDI(str(SONG / "098.mid"))
+    notes = sorted((n for i in pm.instruments for n in i.notes), key=lambda n: (n.start, n.pitch))[1:]
+
+    def tick(t):
+        return int(round((1.25 * t + 0.4) * 100 / 60 * 480))  # 100 bpm, 480 ticks per beat
+
+    def track(name, items):
+        events = [(tick(a), 1, mido.Message("note_on", note=p, velocity=80)) for a, _, p in items]
+        events += [(tick(b), 0, mido.Message("note_off", note=p)) for _, b, p in items]
+        out, now = mido.MidiTrack([mido.MetaMessage("track_name", name=name)]), 0
+        for t, _o, msg in sorted(events, key=lambda e: (e[0], e[1])):
+            out.append(msg.copy(time=t - now))
+            now = t
+        return out
+
+    chords = []
+    for row in _rows(SONG / "chord_midi.txt"):
+        chord = parse_chord(row[2])
+        if not chord.is_none:
+            bass = 48 + chord.root
+            chords += [(float(row[0]), float(row[1]), bass + (pc - chord.root) % 12) for pc in chord.pitch_classes]
+    mid = mido.MidiFile(type=1, ticks_per_beat=480)
+    mid.tracks += [mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=600000)]),
+                   track("piano", [(n.start, n.end, n.pitch) for n in notes]), track("MIDI 01", chords)]
+    folder = tmp_path / "pop909-cl" / "POP909_processed"
+    folder.mkdir(parents=True)
+    mid.save(str(folder / "098.mid"))
+    return tmp_path / "pop909-cl"
+
+
+def test_cl_chords_read_back_through_the_note_alignment(tmp_path):
+    from harmonize.metrics import chord_accuracy
+    from harmonize.pop909_cl import read_cl_chords
+    from harmonize.structure import chords_per_step
+
+    cl = _cl_copy(tmp_path)
+    annotated = load_song(SONG)
+    spans = read_cl_chords(cl / "POP909_processed" / "098.mid", SONG / "098.mid", annotated.grid)
+    ref = chords_per_step(annotated.chords, annotated.n_steps)
+    assert chord_accuracy(spans, ref, level="majmin") > 0.97
+    report = evaluate_end_to_end(FIXTURES, split="train", songs=1, systems=("model",), variants=("raw",),
+                                 labels="cl", cl_data=cl, harmonizer=_Oracle(annotated), cache=tmp_path / "c")
+    assert report["config"]["labels"] == "cl" and report["human"]["acc_majmin"] > 0.97
+    assert report["end_to_end"]["raw"]["model"]["acc_majmin"] > 0.9
+    with pytest.raises(StripeError, match="POP909-CL"):
+        evaluate_end_to_end(FIXTURES, split="train", songs=1, labels="cl", cl_data=tmp_path / "nope",
+                            harmonizer=_Oracle(annotated))
