@@ -273,7 +273,8 @@ def track_beats(onsets, durations=None, velocities=None, tempo_bpm: float | None
     durations = None if durations is None else np.asarray(durations, dtype=np.float64)[order]
     velocities = None if velocities is None else np.asarray(velocities, dtype=np.float64)[order]
     env = onset_envelope(onsets, durations, velocities)
-    period = estimate_period(env, tempo_bpm)
+    # a handful of notes says nothing about the tempo: keep the file's
+    period = estimate_period(env, tempo_bpm) if len(onsets) >= 4 else 60.0 * FPS / (tempo_bpm or 120.0)
     if durations is not None and pitches is not None:
         pitches = np.asarray(pitches)[order]
         w = onset_weights(onsets, durations, pitches, velocities, period / FPS)

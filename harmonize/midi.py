@@ -292,7 +292,7 @@ GRID_CHOICES = ("auto", "file", "notes")
 MIN_NOTES_TO_TRACK = 8  # --grid auto keeps the file's grid below this many notes
 
 
-def notes_grid(pm, instruments) -> Grid:
+def notes_grid(pm, instruments) -> tuple[Grid, float]:
     """A 16th grid on beats and downbeats inferred from the notes (``beats.infer_beats``): every note of
     the file gives onsets, the pitched ones the downbeat evidence; 3 beats per bar if the file says so."""
     from .beats import infer_beats
@@ -309,7 +309,7 @@ def notes_grid(pm, instruments) -> Grid:
                         start=0.0, end=float((on + dur).max()))
     grid = Grid.from_beats(beats.times, beats.downbeats)
     grid.time_signatures = [(0, per_bar, 4)]
-    return grid
+    return grid, beats.tempo_bpm
 
 
 def choose_grid(pm, instruments, grid: str) -> bool:
@@ -390,7 +390,7 @@ def read_song(
                           f"of {max_steps} steps", path)
     inferred = choose_grid(pm, instruments, grid) and any(not i.is_drum and i.notes for i in instruments)
     try:
-        song_grid = notes_grid(pm, instruments) if inferred else build_grid(pm, end_tick)
+        song_grid, found_bpm = notes_grid(pm, instruments) if inferred else (build_grid(pm, end_tick), None)
     except IndexError:  # pretty_midi's own tick limit, reached by the last bar of an extreme resolution
         raise StripeError("the file's last bar reaches past pretty_midi's tick limit (resolution "
                           f"{pm.resolution} is too fine for a song this long)", path) from None
@@ -419,8 +419,7 @@ def read_song(
         bridge=bridge,
         chords=None,
         key=None,
-        tempo_bpm=(60.0 / float(np.median(np.diff(grid.step_times[grid.beat_starts]))) if inferred
-                   else float(tempi[0]) if len(tempi) else 120.0),
+        tempo_bpm=found_bpm if found_bpm is not None else float(tempi[0]) if len(tempi) else 120.0,
         melody_track=labels[melody_index],
         others=others,
         grid_source="notes" if inferred else "file",
