@@ -167,3 +167,17 @@ def test_bad_grid_choice(tmp_path):
     src = write_performance(tmp_path / "perf.mid", notes)
     res = CliRunner().invoke(app, ["labels", str(src), "--grid", "bars"])
     assert res.exit_code == 2 and "--grid" in res.output
+
+
+@pytest.mark.parametrize("notes", [
+    [(0, 480, 60)],  # one note
+    [(0, 480, 60), (0, 480, 64), (0, 480, 67)],  # one chord
+    [(0, 480, 60), (480 * 400, 480 * 401, 62)],  # two notes 400 beats apart
+    [(i * 37, i * 37 + 30, 60 + i % 12) for i in range(200)],  # a fast run at no tempo of the file's
+])
+def test_inferred_grid_on_odd_files_keeps_every_note(tmp_path, notes):
+    src = make_midi(tmp_path / "odd.mid", [Track("Melody", notes)])
+    song = read_song(src, grid="notes")
+    assert song.grid_source == "notes" and np.isfinite(song.tempo_bpm) and 40 <= song.tempo_bpm <= 240
+    assert song.melody and all(0 <= n.start < n.end <= song.n_steps for n in song.melody)
+    assert len(song.grid.bar_starts) >= 1 and song.grid.bar_starts[0] == 0
