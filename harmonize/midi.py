@@ -312,6 +312,27 @@ def notes_grid(pm, instruments) -> tuple[Grid, float]:
     return grid, beats.tempo_bpm
 
 
+def one_beat_bars(grid: Grid) -> bool:
+    """True when every bar of the file's grid is one beat long (a 1/4 time signature: no bar lines at all,
+    as in POP909's files)."""
+    return len(grid.bar_starts) > 4 and len(grid.bar_starts) == len(grid.beat_starts)
+
+
+def bars_from_notes(instruments, grid: Grid) -> Grid:
+    """The file's beats with bar lines (4 beats each) inferred from the notes (``beats.track_downbeats``)."""
+    from .beats import track_downbeats
+
+    notes = sorted((n for inst in instruments if not inst.is_drum for n in inst.notes if n.end > n.start),
+                   key=lambda n: (n.start, n.pitch))
+    starts = list(grid.beat_starts) + ([grid.n_steps] if grid.beat_starts[-1] < grid.n_steps else [])
+    beat_times = grid.step_times[starts]
+    flags = track_downbeats(beat_times, np.array([n.start for n in notes]),
+                            np.array([n.end - n.start for n in notes]), np.array([n.pitch for n in notes]), 4)
+    out = Grid.from_beats(beat_times, flags)
+    out.time_signatures = [(0, 4, 4)]
+    return out
+
+
 def choose_grid(pm, instruments, grid: str) -> bool:
     """True when the grid is to be inferred from the notes: ``notes``, or ``auto`` and the file's onsets
     are not on its tick grid (``beats.is_quantized``; a track of 8 notes or more wholly on the grid also
@@ -346,8 +367,9 @@ def read_song(
     """Read a type 0 or type 1 MIDI file into a ``Song`` on a 16th-note grid.
 
     The grid is the file's own (tempo map and time signatures) when its notes sit on its tick grid, or
-    ``grid="file"``; otherwise (or ``grid="notes"``) beats and downbeats are inferred from the notes
-    (``Song.grid_source`` says which). ``melody_track`` (a track name, case-insensitive, or an index in
+    ``grid="file"``; otherwise (or ``grid="notes"``) beats and downbeats are inferred from the notes. With
+    ``auto``, a file on its grid whose bars are one beat long (1/4) keeps its beats and gets bar lines
+    inferred from the notes. ``Song.grid_source`` says which: ``file``, ``notes`` or ``bars``. ``melody_track`` (a track name, case-insensitive, or an index in
     the file's instrument list) overrides the automatic choice. Any problem with the file raises
     ``StripeError(message, path)``.
     """
@@ -397,6 +419,10 @@ def read_song(
     if song_grid.n_steps > max_steps:
         raise StripeError(f"the music lasts {song_grid.n_steps} 16th steps on the beats found in it, over the "
                           f"limit of {max_steps} steps", path)
+    source = "notes" if inferred else "file"
+    n_pitched = sum(len(i.notes) for i in instruments if not i.is_drum)
+    if grid == "auto" and not inferred and n_pitched >= MIN_NOTES_TO_TRACK and one_beat_bars(song_grid):
+        song_grid, source = bars_from_notes(instruments, song_grid), "bars"
     grid = song_grid
 
     labels = _track_labels(instruments)
@@ -422,7 +448,7 @@ def read_song(
         tempo_bpm=found_bpm if found_bpm is not None else float(tempi[0]) if len(tempi) else 120.0,
         melody_track=labels[melody_index],
         others=others,
-        grid_source="notes" if inferred else "file",
+        grid_source=source,
     )
 
 
