@@ -121,7 +121,7 @@ def retime(mid, source_seconds, tempo_map: TempoMap):
     time-signature events are replaced by the map's, in the first track."""
     import mido
 
-    out = mido.MidiFile(type=1 if mid.type == 0 else mid.type, ticks_per_beat=tempo_map.resolution)
+    out = mido.MidiFile(type=1, ticks_per_beat=tempo_map.resolution)  # type 2 is refused before this
     for index, track in enumerate(mid.tracks):
         absolute, now = [], 0
         for msg in track:
