@@ -1,5 +1,7 @@
 """Beat and downbeat F-measure (±70 ms) on POP909, from the MELODY track alone: the file's own grid
-(what stripe used before, and still uses for quantized files) against beats inferred from the notes.
+(what stripe used before, and still uses for quantized files), beats inferred from the notes (``notes``),
+and what ``stripe harmonize`` now uses on the melody-only file (``auto``: the file's grid when its notes
+sit on it, its beats with bars from the notes when its bars are one beat long, else inferred).
 
     python benchmarks/beat_tracking.py [--data ../shared/pop909] [--split val] [--songs N]
     python benchmarks/beat_tracking.py --fit        # refit the onset and downbeat models on train, print them
@@ -25,11 +27,15 @@ from harmonize.pop909 import read_beats, split_song_ids  # noqa: E402
 
 
 def song_notes(song_dir: Path):
-    """MELODY notes (onsets, durations, pitches, velocities) in seconds, and the file's own beats and
-    bar starts as ``read_song`` builds its grid (tempo map and time signatures)."""
+    """MELODY notes (onsets, durations, pitches, velocities) in seconds, the file's own beats and bar starts
+    as ``read_song`` builds its grid (tempo map and time signatures), and the beats and bar starts that
+    ``stripe harmonize`` uses on the melody alone (``--grid auto``)."""
+    import tempfile
+
     import pretty_midi
 
-    from harmonize.midi import build_grid
+    from harmonize.end_to_end import write_raw_melody
+    from harmonize.midi import build_grid, read_song
 
     pm = pretty_midi.PrettyMIDI(str(song_dir / f"{song_dir.name}.mid"))
     mel = next(i for i in pm.instruments if i.name.strip().upper() == "MELODY")
@@ -41,7 +47,11 @@ def song_notes(song_dir: Path):
     grid = build_grid(pm, pm.time_to_tick(float((on + dur).max())))
     file_beats = grid.step_times[grid.beat_starts]
     file_bars = grid.step_times[grid.bar_starts]
-    return on, dur, pitch, vel, float(pm.get_tempo_changes()[1][0]), file_beats, file_bars
+    with tempfile.TemporaryDirectory() as tmp:
+        song = read_song(write_raw_melody(song_dir / f"{song_dir.name}.mid", Path(tmp) / "m.mid"))
+    auto = (song.grid.step_times[song.grid.beat_starts], song.grid.step_times[song.grid.bar_starts],
+            song.grid_source)
+    return on, dur, pitch, vel, float(pm.get_tempo_changes()[1][0]), file_beats, file_bars, auto
 
 
 def load(root: Path, split: str, limit: int):
@@ -59,7 +69,7 @@ def load(root: Path, split: str, limit: int):
 def fit_downbeats(songs):
     """Logistic regression of the bar-start flags on ``beat_features`` at the annotated beats."""
     xs, ys = [], []
-    for _i, (on, dur, pitch, _vel, _tempo, _fb, _fbar), beats, flags, _per_bar in songs:
+    for _i, (on, dur, pitch, _vel, _tempo, _fb, _fbar, _auto), beats, flags, _per_bar in songs:
         xs.append(bt.beat_features(beats, on, dur, pitch))
         ys.append(flags.astype(float))
     return fit(np.concatenate(xs), np.concatenate(ys))
@@ -69,7 +79,7 @@ def fit_onsets(songs, tolerance: float = 0.1):
     """Logistic regression of "this note starts within ``tolerance`` beats of an annotated beat" on
     ``onset_features`` (the period: the file's tempo, as the tracker's first pass finds it)."""
     xs, ys = [], []
-    for _i, (on, dur, pitch, vel, tempo, _fb, _fbar), beats, _flags, _per_bar in songs:
+    for _i, (on, dur, pitch, vel, tempo, _fb, _fbar, _auto), beats, _flags, _per_bar in songs:
         xs.append(bt.onset_features(on, dur, pitch, vel, 60.0 / tempo))
         k = np.interp(on, beats, np.arange(len(beats)))
         ys.append((np.abs(k - np.round(k)) < tolerance).astype(float))
@@ -93,18 +103,22 @@ def fit(x, y, steps: int = 3000, lr: float = 0.5, l2: float = 1e-3):
 
 
 def evaluate(songs, tol: float = 0.07) -> dict:
-    rows = {"file": {"beat": [], "downbeat": []}, "notes": {"beat": [], "downbeat": []}}
-    seconds = []
-    for _i, (on, dur, pitch, vel, tempo, file_beats, file_bars), beats, flags, per_bar in songs:
+    rows = {g: {"beat": [], "downbeat": []} for g in ("file", "notes", "auto")}
+    seconds, sources = [], {}
+    for _i, (on, dur, pitch, vel, tempo, file_beats, file_bars, auto), beats, flags, per_bar in songs:
         rows["file"]["beat"].append(bt.f_measure(file_beats, beats, tol))
         rows["file"]["downbeat"].append(bt.f_measure(file_bars, beats[flags], tol))
+        rows["auto"]["beat"].append(bt.f_measure(auto[0], beats, tol))
+        rows["auto"]["downbeat"].append(bt.f_measure(auto[1][1:], beats[flags], tol))  # bar 0: the grid's start
+        sources[auto[2]] = sources.get(auto[2], 0) + 1
         t0 = time.perf_counter()
-        inferred = bt.infer_beats(on, dur, pitch, vel, tempo_bpm=tempo, beats_per_bar=per_bar)
+        inferred = bt.infer_beats(on, dur, pitch, vel, tempo_bpm=tempo, beats_per_bar=per_bar, start=0.0,
+                                  end=float((on + dur).max()))  # as read_song asks
         seconds.append(time.perf_counter() - t0)
         rows["notes"]["beat"].append(bt.f_measure(inferred.times, beats, tol))
         rows["notes"]["downbeat"].append(bt.f_measure(inferred.times[inferred.downbeats], beats[flags], tol))
     return {g: {k: round(float(np.mean(v)), 4) for k, v in r.items()} for g, r in rows.items()} | {
-        "tracker_s_mean": round(float(np.mean(seconds)), 4), "songs": len(songs)}
+        "tracker_s_mean": round(float(np.mean(seconds)), 4), "songs": len(songs), "auto_grid_sources": sources}
 
 
 def main(argv=None) -> None:

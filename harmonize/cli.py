@@ -142,8 +142,7 @@ def harmonize(
         head = " ".join(s["chords"][:8]) + (" ..." if len(s["chords"]) > 8 else "")
         console.print(f"wrote {s['output']}: key {s['key']} ({s['key_source']}), {s['n_chords']} chords "
                       f"({head}), {s['n_accompaniment_notes']} accompaniment notes"
-                      + (f"; beats inferred from the notes ({s['tempo_bpm']:g} bpm)" if s["grid"] == "notes" else
-                         "; bar lines inferred from the notes" if s["grid"] == "bars" else ""),
+                      + (f"; beats inferred from the notes ({s['tempo_bpm']:g} bpm)" if s["grid"] == "notes" else ""),
                       markup=False)
 
 
@@ -396,8 +395,7 @@ def _print_labels(report: dict) -> None:
     console.print(
         f"melody track: {report['melody_track']}   bars: {report['n_bars']}   "
         f"length: {report['duration_s']:.1f} s   tempo: {report['tempo_bpm']:g} bpm   grid: "
-        + {"notes": "inferred from the notes", "bars": "the file's beats, bars inferred from the notes"}.get(
-            report.get("grid", "file"), "the file's"),
+        + ("inferred from the notes" if report.get("grid") == "notes" else "the file's"),
         markup=False,
     )
     local = ", ".join(f"bar {x['bar']}: {x['key']}" for x in report["local_keys"])

@@ -76,7 +76,7 @@ def run_harmonize(
 
     song = read_input_song(input_path, melody_track, grid)
     tempo_map = None
-    if song.grid_source in ("notes", "bars"):  # the output's tempo map follows the inferred beats and bars
+    if song.grid_source == "notes":  # the output's tempo map follows the inferred beats and bars
         from .tempo_map import TempoMap
 
         tempo_map = TempoMap.from_grid(song.grid)

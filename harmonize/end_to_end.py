@@ -331,7 +331,6 @@ def evaluate_end_to_end(
         "config": {"data": str(root), "split": split, "songs": songs, "variants": list(variants),
                    "systems": list(systems), "device": device, "grid": grid, "labels": labels},
         "grid_inferred": {v: sum(1 for r in per_song if r["grid_source"].get(v) == "notes") for v in variants},
-        "bars_inferred": {v: sum(1 for r in per_song if r["grid_source"].get(v) == "bars") for v in variants},
         "model": getattr(harmonizer, "source", None),
         "counts": {"songs": len(per_song), "skipped": len(skipped)},
         "end_to_end": {v: {s: _mean_rows(r) for s, r in by.items()} for v, by in rows.items()},
@@ -377,9 +376,8 @@ def print_end_to_end(report: dict) -> None:
                   markup=False)
     inferred = report.get("grid_inferred") or {}
     if inferred:
-        bars = report.get("bars_inferred") or {}
         console.print("beats and bars inferred from the notes in " + ", ".join(f"{n} {v}" for v, n in inferred.items())
-                      + " files; bar lines only in " + ", ".join(f"{n} {v}" for v, n in bars.items()), markup=False)
+                      + " files", markup=False)
     cols = ("acc_root", "acc_majmin", "acc_class", "CHE", "CC", "CTnCTR", "PCS")
     against = {"cl": "POP909-CL's corrected chords"}.get(cfg.get("labels", "pop909"), "POP909's chords")
     table = Table(title=f"chords per annotated beat, from the melody-only file, against {against}")

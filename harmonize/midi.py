@@ -314,23 +314,8 @@ def notes_grid(pm, instruments) -> tuple[Grid, float]:
 
 def one_beat_bars(grid: Grid) -> bool:
     """True when every bar of the file's grid is one beat long (a 1/4 time signature: no bar lines at all,
-    as in POP909's files)."""
+    as in POP909's files, whose 16th grid can sit half a beat off the music's beats)."""
     return len(grid.bar_starts) > 4 and len(grid.bar_starts) == len(grid.beat_starts)
-
-
-def bars_from_notes(instruments, grid: Grid) -> Grid:
-    """The file's beats with bar lines (4 beats each) inferred from the notes (``beats.track_downbeats``)."""
-    from .beats import track_downbeats
-
-    notes = sorted((n for inst in instruments if not inst.is_drum for n in inst.notes if n.end > n.start),
-                   key=lambda n: (n.start, n.pitch))
-    starts = list(grid.beat_starts) + ([grid.n_steps] if grid.beat_starts[-1] < grid.n_steps else [])
-    beat_times = grid.step_times[starts]
-    flags = track_downbeats(beat_times, np.array([n.start for n in notes]),
-                            np.array([n.end - n.start for n in notes]), np.array([n.pitch for n in notes]), 4)
-    out = Grid.from_beats(beat_times, flags)
-    out.time_signatures = [(0, 4, 4)]
-    return out
 
 
 def choose_grid(pm, instruments, grid: str) -> bool:
@@ -368,8 +353,8 @@ def read_song(
 
     The grid is the file's own (tempo map and time signatures) when its notes sit on its tick grid, or
     ``grid="file"``; otherwise (or ``grid="notes"``) beats and downbeats are inferred from the notes. With
-    ``auto``, a file on its grid whose bars are one beat long (1/4) keeps its beats and gets bar lines
-    inferred from the notes. ``Song.grid_source`` says which: ``file``, ``notes`` or ``bars``. ``melody_track`` (a track name, case-insensitive, or an index in
+    ``auto``, a file whose bars are one beat long (a 1/4 meter: no bar lines) has them inferred too.
+    ``Song.grid_source`` says which: ``file`` or ``notes``. ``melody_track`` (a track name, case-insensitive, or an index in
     the file's instrument list) overrides the automatic choice. Any problem with the file raises
     ``StripeError(message, path)``.
     """
@@ -410,19 +395,20 @@ def read_song(
     if end_step > max_steps:  # a corrupt delta time or a tiny resolution: refuse before building the grid
         raise StripeError(f"the music lasts {end_step} 16th steps ({end_time / 60:.0f} min), over the limit "
                           f"of {max_steps} steps", path)
-    inferred = choose_grid(pm, instruments, grid) and any(not i.is_drum and i.notes for i in instruments)
+    n_pitched = sum(len(i.notes) for i in instruments if not i.is_drum)
+    inferred = n_pitched > 0 and choose_grid(pm, instruments, grid)
     try:
         song_grid, found_bpm = notes_grid(pm, instruments) if inferred else (build_grid(pm, end_tick), None)
     except IndexError:  # pretty_midi's own tick limit, reached by the last bar of an extreme resolution
         raise StripeError("the file's last bar reaches past pretty_midi's tick limit (resolution "
                           f"{pm.resolution} is too fine for a song this long)", path) from None
+    if grid == "auto" and not inferred and n_pitched >= MIN_NOTES_TO_TRACK and one_beat_bars(song_grid):
+        inferred = True  # a grid with no bar lines is a machine's, not the music's: infer beats and bars
+        song_grid, found_bpm = notes_grid(pm, instruments)
     if song_grid.n_steps > max_steps:
         raise StripeError(f"the music lasts {song_grid.n_steps} 16th steps on the beats found in it, over the "
                           f"limit of {max_steps} steps", path)
     source = "notes" if inferred else "file"
-    n_pitched = sum(len(i.notes) for i in instruments if not i.is_drum)
-    if grid == "auto" and not inferred and n_pitched >= MIN_NOTES_TO_TRACK and one_beat_bars(song_grid):
-        song_grid, source = bars_from_notes(instruments, song_grid), "bars"
     grid = song_grid
 
     labels = _track_labels(instruments)
