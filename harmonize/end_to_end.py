@@ -178,11 +178,6 @@ def chords_per_annotated_step(spans: Sequence[ChordSpan], grid: Grid, annotated:
     return out
 
 
-def _mean_rows(rows: list[dict]) -> dict:
-    keys = rows[0].keys() if rows else []
-    return {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
-
-
 # ------------------------------------------------------------------------------------------ the eval
 
 
@@ -264,6 +259,7 @@ def evaluate_end_to_end(
     ``(done, total)``. Returns ``{"config", "model", "counts", "end_to_end": {variant: {system:
     metrics}}, "human": metrics of the annotations, "per_song": [...]}``.
     """
+    from .evaluate import _mean_dicts as _mean_rows
     from .pipeline import Harmonizer
     from .pop909 import load_song_cached, split_song_ids
 
