@@ -154,6 +154,9 @@ def harmonize(
         "small model and stays fast on a busy machine."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
+    grid: str = typer.Option(
+        "auto", "--grid", help="auto: the file's own beat grid when its notes sit on it, else beats and bars "
+        "inferred from the notes (the output then gets a tempo map that follows them); file; notes."),
 ) -> None:
     """Add chords and a piano accompaniment to a melody (the input's own tracks are kept untouched)."""
     from .commands import run_harmonize
@@ -162,7 +165,7 @@ def harmonize(
         midi, output, model=model, melody_track=melody_track, key=key, chords_file=chords,
         temperature=temperature, seed=seed, candidates=candidates, density=density, device=device,
         force=force, chords_only=chords_only, no_accompaniment=no_accompaniment, musicxml=musicxml,
-        threads=threads, ignore_file_chords=ignore_file_chords,
+        threads=threads, ignore_file_chords=ignore_file_chords, grid=grid,
     )
     if as_json:
         import json
@@ -176,7 +179,9 @@ def harmonize(
         head = " ".join(s["chord_symbols"][:8]) + (" ..." if len(s["chord_symbols"]) > 8 else "")
         source = "" if s["chord_source"] == "model" else f" from {s['chord_source']}"
         console.print(f"wrote {s['output']}: key {s['key']} ({s['key_source']}), {s['n_chords']} chords{source} "
-                      f"({head}), {s['n_accompaniment_notes']} accompaniment notes", markup=False)
+                      f"({head}), {s['n_accompaniment_notes']} accompaniment notes"
+                      + (f"; beats inferred from the notes ({s['tempo_bpm']:g} bpm)" if s["grid"] == "notes" else ""),
+                      markup=False)
 
 
 @app.command()
@@ -259,6 +264,12 @@ def eval_(
     songs: int = typer.Option(0, "--songs", help="With --end-to-end: only the first N songs (0: all; "
                               "--max-songs works too)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --json-out or --plot file."),
+    grid: str = typer.Option("auto", "--grid", help="With --end-to-end: read the files as `stripe harmonize "
+                             "--grid` does (auto, file or notes)."),
+    labels: str = typer.Option("pop909", "--labels", help="With --end-to-end: score against POP909's chords "
+                               "(pop909) or POP909-CL's corrected chords (cl)."),
+    cl_data: Path | None = typer.Option(None, "--cl-data", help="With --labels cl: the POP909-CL folder "
+                                        "(default: pop909-cl beside --data)."),
 ) -> None:
     """Score chords (accuracy, CHE, CC, CTD, CTnCTR, PCS, MCTD; model vs HMM baseline vs human) and the
     accompaniment (CS, SSMD, GS, NDD with oracle vs predicted chords) on a POP909 split."""
@@ -266,7 +277,8 @@ def eval_(
         from .commands import run_end_to_end
 
         run_end_to_end(data=data, split=split, model=model, songs=songs or max_songs, device=device,
-                       as_json=as_json, json_out=json_out, force=force)
+                       as_json=as_json, json_out=json_out, force=force, grid=grid, labels=labels,
+                       cl_data=cl_data)
         return
     from .commands import run_eval
 
@@ -292,6 +304,8 @@ def labels(
         None, "--plot", help="Draw the melody and its labels to this PNG (needs matplotlib)."
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --plot file."),
+    grid: str = typer.Option("auto", "--grid", help="auto (the file's grid if its notes sit on it, else "
+                             "inferred from the notes), file or notes."),
 ) -> None:
     """Show what stripe understood of a MIDI file, bar by bar: melody track, meter, tempo, key,
     repetition and chords."""
@@ -307,7 +321,7 @@ def labels(
         from .outputs import check_output
 
         check_output([midi, *([chords] if chords else [])], plot, force)
-    song = _read_song(midi, melody_track)
+    song = _read_song(midi, melody_track, grid)
     given_chords = None
     if chords is not None:
         from .chordfile import read_chord_file
@@ -328,10 +342,10 @@ def labels(
 # ----------------------------------------------------------------------------------- labels helpers
 
 
-def _read_song(midi: Path, melody_track: str | None):
-    from .midi import melody_track_arg, read_song
+def _read_song(midi: Path, melody_track: str | None, grid: str = "auto"):
+    from .commands import read_input_song
 
-    return read_song(midi, melody_track=melody_track_arg(melody_track))
+    return read_input_song(midi, melody_track, grid)
 
 
 def rep_letter(i: int) -> str:
@@ -406,6 +420,7 @@ def labels_report(midi: Path, song, structure, chord_file: Path | None = None) -
         "n_steps": int(grid.n_steps),
         "duration_s": round(float(times[-1]), 3),
         "tempo_bpm": round(float(song.tempo_bpm), 2),
+        "grid": song.grid_source,
         "key": structure.key.name,
         "key_source": structure.key_source,
         "local_keys": [{"bar": b + 1, "key": k.name} for b, k in structure.local_keys],
@@ -422,7 +437,8 @@ def _print_labels(report: dict) -> None:
     console.print(f"[bold]{report['file']}[/bold]", markup=True)
     console.print(
         f"melody track: {report['melody_track']}   bars: {report['n_bars']}   "
-        f"length: {report['duration_s']:.1f} s   tempo: {report['tempo_bpm']:g} bpm",
+        f"length: {report['duration_s']:.1f} s   tempo: {report['tempo_bpm']:g} bpm   grid: "
+        + ("inferred from the notes" if report.get("grid") == "notes" else "the file's"),
         markup=False,
     )
     local = ", ".join(f"bar {x['bar']}: {x['key']}" for x in report["local_keys"])

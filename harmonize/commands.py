@@ -29,12 +29,12 @@ def candidate_paths(out: Path, n: int) -> list[Path]:
     return [out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(n)]
 
 
-def read_input_song(input_path: Path, melody_track: str | None = None):
+def read_input_song(input_path: Path, melody_track: str | None = None, grid: str = "auto"):
     """The ``Song`` that ``stripe harmonize`` reads from a user's file (``stripe eval --end-to-end`` reads
-    its melody-only files through this same function)."""
+    its melody-only files through this same function). ``grid``: auto, file or notes."""
     from .midi import melody_track_arg, read_song
 
-    return read_song(input_path, melody_track=melody_track_arg(melody_track))
+    return read_song(input_path, melody_track=melody_track_arg(melody_track), grid=grid)
 
 
 def file_chord_track(song) -> tuple[list, str] | None:
@@ -66,6 +66,7 @@ def run_harmonize(
     musicxml: Path | None = None,
     threads: int = 1,
     ignore_file_chords: bool = False,
+    grid: str = "auto",
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate."""
     from .midi import check_output, chord_symbol, write_harmonized, write_musicxml
@@ -87,7 +88,12 @@ def run_harmonize(
     if candidates > 1 and temperature == 0:
         temperature = 0.5  # several candidates only differ when chords are sampled; 0.5 stays musical
 
-    song = read_input_song(input_path, melody_track)
+    song = read_input_song(input_path, melody_track, grid)
+    tempo_map = None
+    if song.grid_source == "notes":  # the output's tempo map follows the inferred beats and bars
+        from .tempo_map import TempoMap
+
+        tempo_map = TempoMap.from_grid(song.grid)
     from .pipeline import HarmonizeOptions, Harmonizer
     from .structure import parse_key
 
@@ -112,7 +118,7 @@ def run_harmonize(
         result = harmonizer(song, opts)
         write_harmonized(input_path, out, result.chords, song.grid,
                          None if chords_only else result.accompaniment, force=force, melody=song.melody,
-                         key=result.key, batch=batch)
+                         key=result.key, batch=batch, tempo_map=tempo_map)
         if xml_outs:
             write_musicxml(song, result.chords, xml_outs[i], force=force, key=result.key, batch=batch)
         summaries.append({
@@ -125,6 +131,8 @@ def run_harmonize(
             "n_chords": len(result.chords),
             "n_accompaniment_notes": len(result.accompaniment or []),
             "model": harmonizer.source,
+            "grid": song.grid_source,
+            "tempo_bpm": round(float(song.tempo_bpm), 2),
         })
     batch.commit()
     return summaries
@@ -258,7 +266,8 @@ def run_eval(length: int = 16, data: Path | None = None, split: str = "val", mod
 
 def run_end_to_end(data: Path | None = None, split: str = "val", model: str | None = None, songs: int = 0,
                    device: str = "cpu", as_json: bool = False, json_out: Path | None = None,
-                   force: bool = False) -> dict:
+                   force: bool = False, grid: str = "auto", labels: str = "pop909",
+                   cl_data: Path | None = None) -> dict:
     """``stripe eval --end-to-end``: see ``end_to_end.py``."""
     from .end_to_end import evaluate_end_to_end, print_end_to_end
 
@@ -271,8 +280,12 @@ def run_end_to_end(data: Path | None = None, split: str = "val", model: str | No
         from .outputs import check_output
 
         check_output(eval_inputs(root), Path(json_out), force)
+    from .midi import GRID_CHOICES
+
+    if grid not in GRID_CHOICES:
+        raise StripeError(f"--grid must be one of {', '.join(GRID_CHOICES)}, not {grid!r}")
     report = evaluate_end_to_end(root, split=split, model=model, songs=songs, device=device,
-                                 progress=not as_json)
+                                 progress=not as_json, grid=grid, labels=labels, cl_data=cl_data)
     text = save_json(report, json_out, force=force)
     if as_json:
         import sys

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from .errors import StripeError
 from .song import ChordSpan, Grid, Song
 
 VARIANTS = ("raw", "grid")
+LABELS = ("pop909", "cl")
 SYSTEMS = ("model", "baseline")
 GRID_RESOLUTION = 480  # ticks per beat of the re-timed files
 SAMPLES_PER_BEAT = 8  # points per annotated beat at which the predicted chord is read
@@ -91,10 +93,34 @@ def grid_offset(bar_flags: np.ndarray, beats_per_bar: int, first_position: float
     return p
 
 
+@dataclass(frozen=True)
+class GridTiming:
+    """How ``write_grid_melody`` re-timed a song: annotated beat k is MIDI beat k + ``offset``, each MIDI beat
+    lasts ``beat_s`` seconds (the tempo written to the file)."""
+
+    beat_times: np.ndarray
+    offset: int
+    beat_s: float
+
+    def to_file_seconds(self, seconds) -> np.ndarray:
+        """Annotated (original) seconds -> seconds of the re-timed file."""
+        return (beat_position(seconds, self.beat_times) + self.offset) * self.beat_s
+
+    def to_annotated_seconds(self, seconds) -> np.ndarray:
+        """Seconds of the re-timed file -> annotated (original) seconds."""
+        k = np.asarray(seconds, dtype=np.float64) / self.beat_s - self.offset
+        bt = self.beat_times
+        n = np.arange(len(bt), dtype=np.float64)
+        inside = np.interp(k, n, bt)
+        first, last = bt[1] - bt[0], bt[-1] - bt[-2]
+        inside = np.where(k < 0, bt[0] + k * first, inside)
+        return np.where(k > n[-1], bt[-1] + (k - n[-1]) * last, inside)
+
+
 def write_grid_melody(midi_path: Path, beat_times: np.ndarray, bar_flags: np.ndarray, beats_per_bar: int,
-                      out: Path) -> Path:
+                      out: Path) -> GridTiming:
     """The MELODY re-timed onto a clean grid: annotated beat k at MIDI beat k + P, one constant tempo
-    (the median annotated beat length), meter ``beats_per_bar``/4 from tick 0."""
+    (the median annotated beat length), meter ``beats_per_bar``/4 from tick 0. Returns the timing."""
     import mido
 
     notes = [n for n in _melody_notes(midi_path) if n.end > n.start]
@@ -122,7 +148,7 @@ def write_grid_melody(midi_path: Path, beat_times: np.ndarray, bar_flags: np.nda
         now = tick
     mid.tracks.extend([conductor, track])
     mid.save(str(out))
-    return out
+    return GridTiming(np.asarray(beat_times, dtype=np.float64), p, tempo_us / 1e6)
 
 
 # ------------------------------------------------------------------------------------------ scoring
@@ -152,17 +178,15 @@ def chords_per_annotated_step(spans: Sequence[ChordSpan], grid: Grid, annotated:
     return out
 
 
-def _mean_rows(rows: list[dict]) -> dict:
-    keys = rows[0].keys() if rows else []
-    return {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
-
-
 # ------------------------------------------------------------------------------------------ the eval
 
 
 def evaluate_song(song_dir: Path, annotated: Song, harmonizer, variants: Sequence[str] = VARIANTS,
-                  systems: Sequence[str] = SYSTEMS, workdir: Path | None = None) -> dict:
-    """``{variant: {system: metrics}}`` for one POP909 song folder; ``annotated`` is its loaded ``Song``."""
+                  systems: Sequence[str] = SYSTEMS, workdir: Path | None = None, grid: str = "auto",
+                  reference: list[ChordSpan] | None = None) -> dict:
+    """``{variant: {system: metrics}, "grid_source": {variant: "file" | "notes"}}`` for one POP909 song
+    folder; ``annotated`` is its loaded ``Song``; ``grid`` is ``stripe harmonize --grid``; ``reference``: the
+    chords to score against, on the annotated grid (default: the song's own, ``chord_midi.txt``)."""
     from .baseline import harmonize_baseline
     from .commands import read_input_song
     from .metrics import harmonization_metrics, melody_per_step
@@ -173,19 +197,25 @@ def evaluate_song(song_dir: Path, annotated: Song, harmonizer, variants: Sequenc
     song_dir = Path(song_dir)
     midi_path = song_dir / f"{song_dir.name}.mid"
     melody = melody_per_step(annotated.melody, annotated.n_steps)
-    ref = chords_per_step(annotated.chords, annotated.n_steps)
+    ref = chords_per_step(annotated.chords if reference is None else reference, annotated.n_steps)
     beat_times, bar_flags, beats_per_bar = read_beats(song_dir / "beat_midi.txt")
     out: dict = {}
+    sources: dict[str, str] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for variant in variants:
             path = Path(tmp) / f"{song_dir.name}-{variant}.mid"
+            timing = None
             if variant == "raw":
                 write_raw_melody(midi_path, path)
             elif variant == "grid":
-                write_grid_melody(midi_path, beat_times, bar_flags, beats_per_bar, path)
+                timing = write_grid_melody(midi_path, beat_times, bar_flags, beats_per_bar, path)
             else:
                 raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
-            song = read_input_song(path)  # exactly what `stripe harmonize` reads from this file
+            song = read_input_song(path, grid=grid)  # exactly what `stripe harmonize` reads from this file
+            sources[variant] = song.grid_source
+            # the file's grid in the annotations' seconds (the grid file was re-timed: map it back)
+            file_grid = song.grid if timing is None else \
+                replace(song.grid, step_times=timing.to_annotated_seconds(song.grid.step_times))
             rows = {}
             for system in systems:
                 if system == "model":
@@ -196,9 +226,10 @@ def evaluate_song(song_dir: Path, annotated: Song, harmonizer, variants: Sequenc
                                                bar_starts=song.grid.bar_starts)
                 else:
                     raise ValueError(f"system must be one of {SYSTEMS}, not {system!r}")
-                pred = chords_per_annotated_step(spans, song.grid, annotated.grid)
+                pred = chords_per_annotated_step(spans, file_grid, annotated.grid)
                 rows[system] = harmonization_metrics(melody, pred, ref_chords=ref)
             out[variant] = rows
+    out["grid_source"] = sources
     return out
 
 
@@ -213,15 +244,22 @@ def evaluate_end_to_end(
     harmonizer=None,
     cache: str | Path | None = None,
     progress: bool | Callable[[int, int], None] = False,
+    grid: str = "auto",
+    labels: str = "pop909",
+    cl_data: str | Path | None = None,
 ) -> dict:
     """The end-to-end chord figures of a POP909 split, as JSON-able data.
 
     ``songs``: only the first N songs of the split (0: all). ``harmonizer``: an already loaded
     ``Harmonizer`` (else ``Harmonizer.load(model, device)``). ``cache``: the POP909 song cache folder
-    (None: the default one). ``progress``: True for a rich progress bar on stderr, or a callable
+    (None: the default one). ``grid``: how the files are read, as ``stripe harmonize --grid`` (auto,
+    file, notes). ``labels``: score against POP909's chords (``pop909``, ``chord_midi.txt``) or POP909-CL's
+    corrected ones (``cl``; ``cl_data``, default ``<data>/../pop909-cl``; songs that cannot be aligned are
+    skipped), the "human" row then scoring POP909's chords against them. ``progress``: True for a rich progress bar on stderr, or a callable
     ``(done, total)``. Returns ``{"config", "model", "counts", "end_to_end": {variant: {system:
     metrics}}, "human": metrics of the annotations, "per_song": [...]}``.
     """
+    from .evaluate import _mean_dicts as _mean_rows
     from .pipeline import Harmonizer
     from .pop909 import load_song_cached, split_song_ids
 
@@ -231,6 +269,13 @@ def evaluate_end_to_end(
     bad = [v for v in variants if v not in VARIANTS] + [s for s in systems if s not in SYSTEMS]
     if bad or not variants or not systems:
         raise StripeError(f"variants must be among {', '.join(VARIANTS)} and systems among {', '.join(SYSTEMS)}")
+    if labels not in LABELS:
+        raise StripeError(f"--labels must be one of {', '.join(LABELS)}, not {labels!r}")
+    cl_root = None
+    if labels == "cl":
+        cl_root = Path(cl_data) if cl_data is not None else root.parent / "pop909-cl"
+        if not (cl_root / "POP909_processed").is_dir():
+            raise StripeError("no POP909-CL folder here (expected POP909_processed/ inside)", cl_root)
     ids = [i for i in split_song_ids(split, root) if (root / f"{i:03d}").is_dir()]
     if songs:
         ids = ids[:songs]
@@ -249,7 +294,14 @@ def evaluate_end_to_end(
             song_dir = root / f"{i:03d}"
             try:
                 annotated = load_song_cached(song_dir, cache_dir=None if cache is None else Path(cache))
-                result = evaluate_song(song_dir, annotated, harmonizer, variants, systems)
+                reference = None
+                if cl_root is not None:
+                    from .pop909_cl import read_cl_chords
+
+                    reference = read_cl_chords(cl_root / "POP909_processed" / f"{i:03d}.mid",
+                                               song_dir / f"{i:03d}.mid", annotated.grid)
+                result = evaluate_song(song_dir, annotated, harmonizer, variants, systems, grid=grid,
+                                       reference=reference)
             except StripeError as e:  # a broken song folder is reported, not fatal
                 skipped.append({"song": i, "error": str(e)})
                 tick()
@@ -257,12 +309,14 @@ def evaluate_end_to_end(
             from .metrics import harmonization_metrics, melody_per_step
 
             human.append(harmonization_metrics(melody_per_step(annotated.melody, annotated.n_steps),
-                                               annotated.chords, ref_chords=annotated.chords))
+                                               annotated.chords,
+                                               ref_chords=annotated.chords if reference is None else reference))
+            grid_sources = result.pop("grid_source")
             for v, by_system in result.items():
                 for s, metrics in by_system.items():
                     rows[v][s].append(metrics)
-            per_song.append({"song": i, **{v: {s: round(m["acc_majmin"], 4) for s, m in r.items()}
-                                           for v, r in result.items()}})
+            per_song.append({"song": i, "grid_source": grid_sources,
+                             **{v: {s: round(m["acc_majmin"], 4) for s, m in r.items()} for v, r in result.items()}})
             tick()
     finally:
         if bar is not None:
@@ -271,7 +325,8 @@ def evaluate_end_to_end(
         raise StripeError(f"no usable songs in split {split!r}", root)
     return {
         "config": {"data": str(root), "split": split, "songs": songs, "variants": list(variants),
-                   "systems": list(systems), "device": device},
+                   "systems": list(systems), "device": device, "grid": grid, "labels": labels},
+        "grid_inferred": {v: sum(1 for r in per_song if r["grid_source"].get(v) == "notes") for v in variants},
         "model": getattr(harmonizer, "source", None),
         "counts": {"songs": len(per_song), "skipped": len(skipped)},
         "end_to_end": {v: {s: _mean_rows(r) for s, r in by.items()} for v, by in rows.items()},
@@ -313,9 +368,15 @@ def print_end_to_end(report: dict) -> None:
         console = Console(highlight=False, width=160)
     cfg = report["config"]
     console.print(f"end to end, split {cfg['split']} of {cfg['data']}: {report['counts']['songs']} songs "
-                  f"({report['counts']['skipped']} skipped), model {report['model']}", markup=False)
+                  f"({report['counts']['skipped']} skipped), model {report['model']}, --grid {cfg.get('grid', 'auto')}",
+                  markup=False)
+    inferred = report.get("grid_inferred") or {}
+    if inferred:
+        console.print("beats and bars inferred from the notes in " + ", ".join(f"{n} {v}" for v, n in inferred.items())
+                      + " files", markup=False)
     cols = ("acc_root", "acc_majmin", "acc_class", "CHE", "CC", "CTnCTR", "PCS")
-    table = Table(title="chords per annotated beat, from the melody-only file")
+    against = {"cl": "POP909-CL's corrected chords"}.get(cfg.get("labels", "pop909"), "POP909's chords")
+    table = Table(title=f"chords per annotated beat, from the melody-only file, against {against}")
     table.add_column("input")
     table.add_column("system")
     for c in cols:
@@ -324,5 +385,5 @@ def print_end_to_end(report: dict) -> None:
         for system, row in by_system.items():
             table.add_row(variant, system, *(f"{row[c]:.3f}" for c in cols))
     if report.get("human"):
-        table.add_row("annotated", "human", *(f"{report['human'][c]:.3f}" for c in cols))
+        table.add_row("annotated", "human (POP909)", *(f"{report['human'][c]:.3f}" for c in cols))
     console.print(table)
