@@ -69,7 +69,7 @@ class Key:
             names[6] = "Gb" if n <= -5 else names[6]
         if self.mode == "minor" and (self.tonic - 1) % 12 in sharp_names:
             names[(self.tonic - 1) % 12] = sharp_names[(self.tonic - 1) % 12]
-        if n < -1:  # flat keys: C# -> Db unless it is the leading tone
+        if n < 0:  # flat keys: C# -> Db unless it is the leading tone
             if (self.tonic - 1) % 12 != 1 or self.mode == "major":
                 names[1] = "Db"
         return tuple(names)

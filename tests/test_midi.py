@@ -286,6 +286,7 @@ def test_lead_sheet_title_part_key_meter_symbols_one_voice(tmp_path):
 @pytest.mark.parametrize("tonic,mode,pc,name", [
     (5, "minor", 1, "Db"), (8, "major", 1, "Db"), (9, "minor", 8, "G#"), (4, "major", 3, "D#"),
     (2, "minor", 1, "C#"), (10, "major", 3, "Eb"), (7, "major", 6, "F#"), (0, "minor", 8, "Ab"),
+    (5, "major", 1, "Db"),
 ])
 def test_chord_symbols_are_spelled_in_the_key(tonic, mode, pc, name):
     from harmonize.song import Key
