@@ -32,29 +32,6 @@ def _print_error(text: str) -> None:
         print(f"error: {line}", file=sys.stderr)
 
 
-class Terminated(BaseException):
-    """SIGTERM/SIGHUP, raised where the program is so that every ``finally`` and temp-file cleanup runs."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _unwind_on_termination() -> None:
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def handler(signum, frame):
-        raise Terminated(signum)
-
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None:
-            signal.signal(sig, handler)
-
-
 def _debug() -> bool:
     return os.environ.get("STRIPE_DEBUG", "") not in ("", "0")
 
@@ -64,7 +41,6 @@ class _StripeGroup(TyperGroup):
     (so ``typer.testing.CliRunner`` sees exactly what a user sees)."""
 
     def invoke(self, ctx: typer.Context):
-        _unwind_on_termination()
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.exceptions.TyperException):  # typer's own exits and usage errors
@@ -77,16 +53,6 @@ class _StripeGroup(TyperGroup):
         except KeyboardInterrupt:
             _print_error("interrupted")
             ctx.exit(130)
-        except Terminated as exc:
-            _print_error(f"stopped by signal {exc.signum}; nothing was left half-written")
-            ctx.exit(128 + exc.signum)
-        except (OSError, ValueError) as exc:  # from the user's files or values: their fault, one line
-            if _debug():
-                raise
-            where = getattr(exc, "filename", None)
-            reason = getattr(exc, "strerror", None) or str(exc)
-            _print_error(f"{where}: {reason}" if where else reason)
-            ctx.exit(2)
         except Exception as exc:
             if _debug():
                 raise
@@ -135,9 +101,6 @@ def harmonize(
     key: str | None = typer.Option(None, "--key", help="The key, e.g. 'A minor', 'Am', 'Eb' (default: estimated)."),
     chords: Path | None = typer.Option(
         None, "--chords", help="Your own chords ('TIME CHORD' per line): only the accompaniment is generated."),
-    ignore_file_chords: bool = typer.Option(
-        False, "--ignore-file-chords", help="A chord track in the file is used as your chords (arrange only); "
-        "this ignores it and lets the model choose the chords."),
     temperature: float = typer.Option(
         0.0, "--temperature", min=0.0, help="0 picks the most likely chords; higher samples more adventurous ones."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same file."),
@@ -165,7 +128,7 @@ def harmonize(
         midi, output, model=model, melody_track=melody_track, key=key, chords_file=chords,
         temperature=temperature, seed=seed, candidates=candidates, density=density, device=device,
         force=force, chords_only=chords_only, no_accompaniment=no_accompaniment, musicxml=musicxml,
-        threads=threads, ignore_file_chords=ignore_file_chords, grid=grid,
+        threads=threads, grid=grid,
     )
     if as_json:
         import json
@@ -176,9 +139,8 @@ def harmonize(
 
     console = Console(highlight=False)
     for s in summaries:
-        head = " ".join(s["chord_symbols"][:8]) + (" ..." if len(s["chord_symbols"]) > 8 else "")
-        source = "" if s["chord_source"] == "model" else f" from {s['chord_source']}"
-        console.print(f"wrote {s['output']}: key {s['key']} ({s['key_source']}), {s['n_chords']} chords{source} "
+        head = " ".join(s["chords"][:8]) + (" ..." if len(s["chords"]) > 8 else "")
+        console.print(f"wrote {s['output']}: key {s['key']} ({s['key_source']}), {s['n_chords']} chords "
                       f"({head}), {s['n_accompaniment_notes']} accompaniment notes"
                       + (f"; beats inferred from the notes ({s['tempo_bpm']:g} bpm)" if s["grid"] == "notes" else ""),
                       markup=False)
@@ -263,7 +225,7 @@ def eval_(
         "baseline, per annotated beat."),
     songs: int = typer.Option(0, "--songs", help="With --end-to-end: only the first N songs (0: all; "
                               "--max-songs works too)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing --json-out or --plot file."),
+    force: bool = typer.Option(False, "--force", help="With --end-to-end: overwrite an existing --json-out file."),
     grid: str = typer.Option("auto", "--grid", help="With --end-to-end: read the files as `stripe harmonize "
                              "--grid` does (auto, file or notes)."),
     labels: str = typer.Option("pop909", "--labels", help="With --end-to-end: score against POP909's chords "
@@ -284,7 +246,7 @@ def eval_(
 
     run_eval(length=length, data=data, split=split, model=model, max_songs=max_songs,
              chords=not no_chords, accompaniment=not no_accompaniment, tune=tune, device=device,
-             as_json=as_json, json_out=json_out, plot=plot, force=force)
+             as_json=as_json, json_out=json_out, plot=plot)
 
 
 @app.command()
@@ -303,7 +265,6 @@ def labels(
     plot: Path | None = typer.Option(
         None, "--plot", help="Draw the melody and its labels to this PNG (needs matplotlib)."
     ),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing --plot file."),
     grid: str = typer.Option("auto", "--grid", help="auto (the file's grid if its notes sit on it, else "
                              "inferred from the notes), file or notes."),
 ) -> None:
@@ -317,10 +278,6 @@ def labels(
             given_key = parse_key(key)
         except StripeError as exc:
             raise StripeError(exc.message, "--key") from None
-    if plot is not None:
-        from .outputs import check_output
-
-        check_output([midi, *([chords] if chords else [])], plot, force)
     song = _read_song(midi, melody_track, grid)
     given_chords = None
     if chords is not None:
@@ -330,7 +287,7 @@ def labels(
     structure = label_song(song, key=given_key, chords=given_chords)
     report = labels_report(midi, song, structure, chord_file=chords)
     if plot is not None:
-        plot_labels(song, structure, report, plot, force=force)
+        plot_labels(song, structure, report, plot)
     if as_json:
         import json
 
@@ -392,9 +349,9 @@ def labels_report(midi: Path, song, structure, chord_file: Path | None = None) -
                 continue
             at = max(span.start, lo)
             beat = sum(1 for x in beats if x <= at)
-            if bar_chords and bar_chords[-1]["chord"] == chord_symbol(span.chord, structure.key):
+            if bar_chords and bar_chords[-1]["chord"] == chord_symbol(span.chord):
                 continue
-            bar_chords.append({"beat": beat, "chord": chord_symbol(span.chord, structure.key)})
+            bar_chords.append({"beat": beat, "chord": chord_symbol(span.chord)})
         step_len = times[lo + 1] - times[lo] if lo + 1 < len(times) else times[-1] - times[-2]
         bars.append({
             "bar": b + 1,
@@ -456,7 +413,7 @@ def _print_labels(report: dict) -> None:
     console.print(table)
 
 
-def plot_labels(song, structure, report: dict, out: Path, force: bool = False) -> None:
+def plot_labels(song, structure, report: dict, out: Path) -> None:
     """Melody pianoroll with bar lines, repetition letters and chord symbols under it, as a PNG."""
     try:
         import matplotlib
@@ -465,6 +422,8 @@ def plot_labels(song, structure, report: dict, out: Path, force: bool = False) -
         import matplotlib.pyplot as plt
     except ImportError:
         raise StripeError("--plot needs matplotlib: pip install 'stripe-harmonizer[plot]'") from None
+    if not out.parent.exists():
+        raise StripeError(f"output folder {str(out.parent)!r} does not exist", out)
     grid = song.grid
     pitches = [n.pitch for n in song.melody] or [60]
     lo, hi = min(pitches) - 2, max(pitches) + 2
@@ -485,9 +444,7 @@ def plot_labels(song, structure, report: dict, out: Path, force: bool = False) -
     ax.set_title(f"{Path(report['file']).name}: {report['key']} ({report['key_source']}), "
                  f"melody track {report['melody_track']}")
     fig.tight_layout()
-    from .outputs import write_output
-
-    write_output(out, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), force=force, suffix=".png")
+    fig.savefig(out, dpi=100)
     plt.close(fig)
 
 

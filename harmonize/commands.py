@@ -37,17 +37,6 @@ def read_input_song(input_path: Path, melody_track: str | None = None, grid: str
     return read_song(input_path, melody_track=melody_track_arg(melody_track), grid=grid)
 
 
-def file_chord_track(song) -> tuple[list, str] | None:
-    """The chords of the input's own chord track (block chords under the tune), read as ``stripe labels``
-    reads them, with a description of where they came from; None when the file has no such track."""
-    from .structure import chords_from_notes, find_chord_track
-
-    name = find_chord_track(song.others)
-    if name is None:
-        return None
-    return chords_from_notes(song.others[name], song.grid), f"the file's chord track {name!r}"
-
-
 def run_harmonize(
     input_path: Path,
     output: Path,
@@ -65,11 +54,10 @@ def run_harmonize(
     no_accompaniment: bool = False,
     musicxml: Path | None = None,
     threads: int = 1,
-    ignore_file_chords: bool = False,
     grid: str = "auto",
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate."""
-    from .midi import check_output, chord_symbol, write_harmonized, write_musicxml
+    from .midi import check_output, write_harmonized, write_musicxml
 
     if candidates < 1:
         raise StripeError("--candidates must be at least 1")
@@ -77,14 +65,12 @@ def run_harmonize(
         raise StripeError("--temperature must be 0 or more")
     if density <= 0:
         raise StripeError("--density must be positive")
-    from .outputs import OutputBatch, check_distinct
-
     outs = candidate_paths(output, candidates)
+    for out in outs:
+        check_output(Path(input_path), out, force)
     xml_outs = candidate_paths(musicxml, candidates) if musicxml else []
-    inputs = [Path(input_path)] + ([Path(chords_file)] if chords_file else [])
-    check_distinct([*outs, *xml_outs])
-    for out in [*outs, *xml_outs]:
-        check_output(inputs, out, force)
+    for out in xml_outs:
+        check_output(Path(input_path), out, force)
     if candidates > 1 and temperature == 0:
         temperature = 0.5  # several candidates only differ when chords are sampled; 0.5 stays musical
 
@@ -98,52 +84,46 @@ def run_harmonize(
     from .structure import parse_key
 
     user_key = parse_key(key) if key else None
-    user_chords, chord_source = None, "model"
+    user_chords = None
     if chords_file is not None:
         from .chordfile import read_chord_file
 
-        user_chords, chord_source = read_chord_file(chords_file, song.grid), f"chord file {chords_file}"
-    elif not ignore_file_chords:
-        user_chords, chord_source = file_chord_track(song) or (None, "model")
+        user_chords = read_chord_file(chords_file, song.grid)
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     harmonizer = Harmonizer.load(model, device=device)
     summaries = []
-    batch = OutputBatch(force)  # every file of the run is written, or none is
     for i, out in enumerate(outs):
         opts = HarmonizeOptions(key=user_key, chords=user_chords, temperature=temperature, seed=seed + i,
                                 density=density, accompaniment=not (chords_only or no_accompaniment))
         result = harmonizer(song, opts)
         write_harmonized(input_path, out, result.chords, song.grid,
                          None if chords_only else result.accompaniment, force=force, melody=song.melody,
-                         key=result.key, batch=batch, tempo_map=tempo_map)
+                         tempo_map=tempo_map)
         if xml_outs:
-            write_musicxml(song, result.chords, xml_outs[i], force=force, key=result.key, batch=batch)
+            write_musicxml(song, result.chords, xml_outs[i], force=force)
         summaries.append({
             "output": str(out),
             "key": result.key.name,
             "key_source": result.key_source,
             "chords": [c.chord.symbol for c in result.chords],
-            "chord_source": chord_source,
-            "chord_symbols": [chord_symbol(c.chord, result.key) for c in result.chords],
             "n_chords": len(result.chords),
             "n_accompaniment_notes": len(result.accompaniment or []),
             "model": harmonizer.source,
             "grid": song.grid_source,
             "tempo_bpm": round(float(song.tempo_bpm), 2),
         })
-    batch.commit()
     return summaries
 
 
-def save_json(obj, path: Path | None, force: bool = False) -> str:
+def save_json(obj, path: Path | None) -> str:
     text = json.dumps(obj, indent=2, default=str)
     if path:
-        from .outputs import write_output_text
+        from .atomic import atomic_write_text
 
-        write_output_text(path, text, force=force)
+        atomic_write_text(path, text)
     return text
 
 
@@ -184,14 +164,8 @@ def build_train_config(cli_values: dict, config_file: Path | None, explicit: set
     if isinstance(values.get("inputs"), str):
         values["inputs"] = tuple(x.strip() for x in values["inputs"].split(",") if x.strip())
     for k in ("data", "out", "structure"):
-        if values.get(k) is not None and isinstance(values[k], Path):
+        if values.get(k) is not None:
             values[k] = str(values[k])
-    from .train import check_train_values
-
-    # values from the file are named by the file, flags by their flag
-    check_train_values({k: v for k, v in values.items() if k not in explicit and config_file is not None},
-                       config_file)
-    check_train_values(values)
     _validate_choices(values)
     return TrainConfig(**values)
 
@@ -236,23 +210,20 @@ def run_train(cfg, resume: bool = False):
 def run_eval(length: int = 16, data: Path | None = None, split: str = "val", model: str | None = None,
              max_songs: int = 0, chords: bool = True, accompaniment: bool = True, tune: bool = False,
              device: str = "cpu", as_json: bool = False, json_out: Path | None = None,
-             plot: Path | None = None, force: bool = False) -> dict:
+             plot: Path | None = None) -> dict:
     from .evaluate import EvalConfig, evaluate
-    from .outputs import check_distinct, check_output
 
     root = data or default_data_dir()
     if root is None:
         raise StripeError("no data folder: pass --data pop909/ (a POP909-layout folder)")
     if length < 1:
         raise StripeError("--length must be at least 1 bar")
-    check_distinct([json_out, plot])
-    for out in (json_out, plot):
-        if out is not None:
-            check_output(eval_inputs(root), Path(out), force)
+    if json_out is not None and not Path(json_out).parent.exists():
+        raise StripeError("output folder does not exist", Path(json_out).parent)
     cfg = EvalConfig(data=str(root), split=split, model=model, length=length, max_songs=max_songs,
                      chords=chords, accompaniment=accompaniment, tune=tune, device=device)
     report = evaluate(cfg, progress=not as_json)
-    text = save_json(report, json_out, force=force)
+    text = save_json(report, json_out)
     if as_json:
         import sys
 
@@ -260,7 +231,7 @@ def run_eval(length: int = 16, data: Path | None = None, split: str = "val", mod
     else:
         print_report(report)
     if plot is not None:
-        plot_report(report, plot, force=force)
+        plot_report(report, plot)
     return report
 
 
@@ -277,16 +248,18 @@ def run_end_to_end(data: Path | None = None, split: str = "val", model: str | No
     if songs < 0:
         raise StripeError("--songs must be 0 (all) or more")
     if json_out is not None:
-        from .outputs import check_output
+        from .midi import check_output
 
-        check_output(eval_inputs(root), Path(json_out), force)
+        check_output(None, Path(json_out), force)
+        if Path(json_out).exists() and not force:
+            raise StripeError("already exists (use --force to overwrite)", json_out)
     from .midi import GRID_CHOICES
 
     if grid not in GRID_CHOICES:
         raise StripeError(f"--grid must be one of {', '.join(GRID_CHOICES)}, not {grid!r}")
     report = evaluate_end_to_end(root, split=split, model=model, songs=songs, device=device,
                                  progress=not as_json, grid=grid, labels=labels, cl_data=cl_data)
-    text = save_json(report, json_out, force=force)
+    text = save_json(report, json_out)
     if as_json:
         import sys
 
@@ -333,13 +306,7 @@ def print_report(report: dict) -> None:
         console.print(table)
 
 
-def eval_inputs(root: Path) -> list[Path]:
-    """Files of a data folder that an output must never replace (its split.json, its annotations)."""
-    root = Path(root)
-    return [root / "split.json", *root.glob("*/*.txt")] if root.is_dir() else []
-
-
-def plot_report(report: dict, out: Path, force: bool = False) -> None:
+def plot_report(report: dict, out: Path) -> None:
     try:
         import matplotlib
 
@@ -356,7 +323,7 @@ def plot_report(report: dict, out: Path, force: bool = False) -> None:
     ax.set_title(f"{report['config']['length']}-bar windows, split {report['config']['split']}")
     ax.legend()
     fig.tight_layout()
-    from .outputs import write_output
+    from .atomic import atomic_write
 
-    write_output(out, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), force=force, suffix=".png")
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), suffix=".tmp.png")
     plt.close(fig)

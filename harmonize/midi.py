@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .chords import PITCH_NAMES, Chord
 from .errors import StripeError
-from .song import STEPS_PER_QUARTER, ChordSpan, Grid, Key, Note, Song
+from .song import STEPS_PER_QUARTER, ChordSpan, Grid, Note, Song
 
 MAX_BYTES = 20 * 1024 * 1024  # a 20 MB MIDI file is far beyond any song; refuse before parsing
 MAX_NOTES = 100_000  # POP909 songs hold 2k-6k notes
@@ -441,10 +442,14 @@ def read_song(
 
 
 def check_output(source: Path | None, out: Path, force: bool) -> None:
-    """Refuse an output before any work (the one guard in ``outputs.py``)."""
-    from .outputs import check_output as guard
-
-    guard(source, out, force)
+    if not out.parent.exists():
+        raise StripeError(f"output folder {str(out.parent)!r} does not exist", out)
+    if out.is_dir():
+        raise StripeError("is a folder; give a file name for the output", out)
+    if source is not None and out.exists() and out.resolve() == source.resolve() and not force:
+        raise StripeError("refusing to overwrite the input file (use --force)", out)
+    if out.exists() and not force:
+        raise StripeError("already exists (use --force to overwrite)", out)
 
 
 def voice_chord(chord: Chord, ceiling: int) -> list[int]:
@@ -551,8 +556,6 @@ def write_harmonized(
     chord_program: int = 0,
     accompaniment_program: int = 0,
     melody: list[Note] | None = None,
-    key: Key | None = None,
-    batch=None,
     tempo_map=None,
 ) -> Path:
     """Copy the source MIDI, untouched, plus a ``Chords`` track and an optional ``Accompaniment`` track.
@@ -607,7 +610,7 @@ def write_harmonized(
     spans = [span for span in chords if span.end > span.start]
     span_ticks = to_tick([x for span in spans for x in (span.start, span.end)]).reshape(-1, 2)
     for span, (start, end) in zip(spans, span_ticks, strict=True):
-        events.append((int(start), 1, _marker(chord_symbol(span.chord, key))))
+        events.append((int(start), 1, _marker(chord_symbol(span.chord))))
         if span.chord.is_none or end <= start:
             continue
         around = mel_pitch[(mel_start < span.end) & (mel_end > span.start)]
@@ -630,23 +633,12 @@ def write_harmonized(
                 events.append((int(end), 2, bytes([0x80 | ch, n.pitch & 0x7F, 0])))
         chunks.append(_encode_track("Accompaniment", events))
 
-    _write(out, lambda tmp: _save_with_tracks(mid, chunks, tmp), force, batch, out.suffix)
+    atomic_write(out, lambda tmp: _save_with_tracks(mid, chunks, tmp), suffix=".tmp" + out.suffix)
     return out
 
 
-def _write(out: Path, write, force: bool, batch, suffix: str) -> None:
-    """Through the output guard: now, or with the other outputs of the command (``OutputBatch``)."""
-    from .outputs import write_output
-
-    if batch is not None:
-        batch.add(out, write, suffix=suffix)
-    else:
-        write_output(out, write, force=force, suffix=suffix)
-
-
-def chord_symbol(chord: Chord, key: Key | None = None) -> str:
-    """Lead-sheet text for markers and lead sheets: ``Am7``, ``F#``, ``C/E``, ``N.C.``; roots spelled as
-    ``key`` spells them (``Db`` in F minor) when it is given."""
+def chord_symbol(chord: Chord) -> str:
+    """Lead-sheet text for markers and lead sheets: ``Am7``, ``F#``, ``C/E``, ``N.C.``."""
     if chord.is_none:
         return "N.C."
     suffix = {
@@ -654,10 +646,9 @@ def chord_symbol(chord: Chord, key: Key | None = None) -> str:
         "sus2": "sus2", "sus4": "sus4", "maj6": "6", "min6": "m6", "hdim7": "m7b5", "dim7": "dim7",
         "minmaj7": "mmaj7", "sus4(b7)": "7sus4", "9": "9", "maj9": "maj9", "min9": "m9",
     }.get(chord.quality, chord.quality)
-    names = key.pitch_names if key is not None else PITCH_NAMES
-    text = names[chord.root] + suffix
+    text = PITCH_NAMES[chord.root] + suffix
     if chord.bass is not None and chord.bass != chord.root:
-        text += "/" + names[chord.bass]
+        text += "/" + PITCH_NAMES[chord.bass]
     return text
 
 
@@ -671,34 +662,18 @@ _M21_KIND = {
 }
 
 
-def _m21_name(pc: int, key: Key | None = None) -> str:
-    names = key.pitch_names if key is not None else PITCH_NAMES
-    return names[pc].replace("b", "-")  # music21 spells flats with '-'
+def _m21_name(pc: int) -> str:
+    return PITCH_NAMES[pc].replace("b", "-")  # music21 spells flats with '-'
 
 
-def lead_sheet_title(song: Song) -> str:
-    """The file's name as a title: ``my_folk-tune`` -> ``My folk tune``."""
-    words = re.sub(r"[_\-]+", " ", song.name).strip()
-    return (words[:1].upper() + words[1:]) if words else "Untitled"
-
-
-def write_musicxml(song: Song, chords: list[ChordSpan] | None, out_path: str | Path, force: bool = False,
-                   key: Key | None = None, title: str | None = None, batch=None) -> Path:
-    """A lead sheet (melody + chord symbols) as MusicXML, via music21 (imported here: it is slow): the title
-    (the file's name unless given), the melody part named after its track, the key signature of ``key``,
-    the meter, chord symbols spelled in the key above the staff, one voice."""
-    from music21 import clef, harmony, metadata, meter, note, stream
-    from music21 import key as m21key
+def write_musicxml(song: Song, chords: list[ChordSpan] | None, out_path: str | Path, force: bool = False) -> Path:
+    """A lead sheet (melody + chord symbols) as MusicXML, via music21 (imported here: it is slow)."""
+    from music21 import harmony, meter, note, stream
 
     out = Path(out_path)
     check_output(None, out, force)
     q = 1.0 / STEPS_PER_QUARTER
     part = stream.Part()
-    part.partName = song.melody_track if song.melody_track and not song.melody_track.isdigit() else "Melody"
-    low = sum(n.pitch < 60 for n in song.melody) > len(song.melody) / 2
-    part.insert(0, clef.BassClef() if low else clef.TrebleClef())
-    if key is not None:
-        part.insert(0, m21key.Key(_m21_name(key.tonic, key), "major" if key.mode == "major" else "minor"))
     grid = song.grid
     # one time signature per bar whose length differs from the previous one (meter changes, short bars)
     prev = None
@@ -718,42 +693,15 @@ def write_musicxml(song: Song, chords: list[ChordSpan] | None, out_path: str | P
         if span.chord.is_none:
             sym = harmony.NoChord()
         else:
-            sym = harmony.ChordSymbol(root=_m21_name(span.chord.root, key), kind=_M21_KIND[span.chord.quality])
+            sym = harmony.ChordSymbol(root=_m21_name(span.chord.root), kind=_M21_KIND[span.chord.quality])
             if span.chord.bass is not None and span.chord.bass != span.chord.root:
-                sym.bass(_m21_name(span.chord.bass, key))
+                sym.bass(_m21_name(span.chord.bass))
         part.insert(span.start * q, sym)
     score = stream.Score()
-    score.metadata = metadata.Metadata()
-    score.metadata.title = title or lead_sheet_title(song)
     score.insert(0, part)
     score.makeNotation(inPlace=True)
-    _one_voice(score.parts[0])
-    _write(out, lambda tmp: score.write("musicxml", fp=tmp), force, batch, out.suffix)
+    atomic_write(out, lambda tmp: score.write("musicxml", fp=tmp), suffix=".tmp" + out.suffix)
     return out
-
-
-def _one_voice(part) -> None:
-    """music21 splits a measure into voices when a chord symbol falls inside a sounding note, which shows
-    as a second voice of rests in every bar; a monophonic melody needs one voice: keep the one with
-    notes, and every chord symbol."""
-    from music21 import harmony, note, stream
-
-    for measure in part.getElementsByClass(stream.Measure):
-        if not measure.voices:
-            continue
-        sounding = [v for v in measure.voices if any(isinstance(e, note.Note) for e in v.notesAndRests)]
-        if len(sounding) > 1:
-            continue
-        symbols = [e for v in measure.voices for e in v.getElementsByClass(harmony.ChordSymbol)]
-        elements = [e for e in sounding[0].notesAndRests if not isinstance(e, harmony.ChordSymbol)] if sounding else []
-        for v in list(measure.voices):
-            measure.remove(v)
-        if not elements:
-            rest = note.Rest()
-            rest.quarterLength = measure.barDuration.quarterLength
-            elements = [rest]
-        for e in elements + symbols:
-            measure.insert(e.offset, e)
 
 
 def _nominal_meter(grid: Grid, step: int) -> tuple[int, int]:

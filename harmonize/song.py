@@ -43,36 +43,7 @@ class Key:
     def name(self) -> str:
         from .chords import PITCH_NAMES
 
-        return f"{self.pitch_names[self.tonic]} {self.mode}" if self.sharps else f"{PITCH_NAMES[self.tonic]} {self.mode}"
-
-    @property
-    def sharps(self) -> int:
-        """Key signature: sharps (> 0) or flats (< 0), the major key or its relative major's."""
-        major_tonic = self.tonic if self.mode == "major" else (self.tonic + 3) % 12
-        return {0: 0, 7: 1, 2: 2, 9: 3, 4: 4, 11: 5, 6: 6, 1: -5, 8: -4, 3: -3, 10: -2, 5: -1}[major_tonic]
-
-    @property
-    def pitch_names(self) -> tuple[str, ...]:
-        """How each pitch class is spelled in this key: the signature's sharps or flats, a minor key's
-        raised leading tone as a sharp, other black keys as flats in flat keys and sharps in sharp keys
-        (so Db, not C#, in F minor and Ab major; G#, not Ab, in A minor)."""
-        names = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-        sharp_names = {1: "C#", 3: "D#", 6: "F#", 8: "G#", 10: "A#"}
-        flat_names = {1: "Db", 3: "Eb", 6: "Gb", 8: "Ab", 10: "Bb"}
-        n = self.sharps
-        if n > 0:
-            for pc in (6, 1, 8, 3, 10)[:n]:
-                names[pc] = sharp_names[pc]
-        elif n < 0:
-            for pc in (10, 3, 8, 1, 6)[:-n]:
-                names[pc] = flat_names[pc]
-            names[6] = "Gb" if n <= -5 else names[6]
-        if self.mode == "minor" and (self.tonic - 1) % 12 in sharp_names:
-            names[(self.tonic - 1) % 12] = sharp_names[(self.tonic - 1) % 12]
-        if n < 0:  # flat keys: C# -> Db unless it is the leading tone
-            if (self.tonic - 1) % 12 != 1 or self.mode == "major":
-                names[1] = "Db"
-        return tuple(names)
+        return f"{PITCH_NAMES[self.tonic]} {self.mode}"
 
     @property
     def scale(self) -> frozenset[int]:

@@ -136,15 +136,6 @@ def test_chord_file_times_and_spans(tmp_path):
         (0, 4, "N"), (4, 20, "C:maj"), (20, 32, "A:min7"), (32, 60, "G:7/B"), (60, 64, "N")]
 
 
-def test_chord_file_sharps_and_comments(tmp_path):
-    grid = read_song(song_file(tmp_path / "s.mid", bars=4, time_signatures=[(0, 4, 4)])).grid
-    f = tmp_path / "c.txt"
-    f.write_bytes("\ufeff# a comment line\n1:1 F#m   # F sharp minor\n2:1 C#m7#comment-less sharp\n"
-                  "3:1 F#m7b5\t# tab then comment\n4:1 Bb7sus4\n".replace("#comment-less sharp", "").encode())
-    spans = read_chord_file(f, grid)
-    assert [s.chord.symbol for s in spans] == ["F#:min", "C#:min7", "F#:hdim7", "Bb:sus4(b7)"]
-
-
 @pytest.mark.parametrize("text,message", [
     ("1:1 C\nbanana\n", "line 2: expected 'TIME CHORD'"),
     ("1:1 C\n2:1 Hmaj\n", "line 2: not a chord symbol"),

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from midi_factory import RES, Track, make_midi, melody_file, song_file, steps, tick_to_seconds
 
-from harmonize.chords import Chord, parse_chord
+from harmonize.chords import parse_chord
 from harmonize.errors import StripeError
 from harmonize.midi import chord_symbol, melody_score, read_song, skyline, voice_chord, write_harmonized
 from harmonize.song import ChordSpan, Note
@@ -253,46 +253,6 @@ def test_write_musicxml_lead_sheet(tmp_path):
     assert pitches == [n.pitch for n in song.melody]
     with pytest.raises(StripeError, match="already exists"):
         write_musicxml(song, chords, out)
-
-
-def test_lead_sheet_title_part_key_meter_symbols_one_voice(tmp_path):
-    from music21 import converter, harmony, stream
-
-    from harmonize.midi import write_musicxml
-    from harmonize.song import Key
-
-    # a 3/4 tune in F minor whose chord symbols fall inside held notes (what made music21 add a voice)
-    src = melody_file(tmp_path / "my_waltz-tune.mid", pitches=(65, 68, 72, 70, 68, 67, 65, 60, 65),
-                      step_len=8, time_signatures=[(0, 3, 4)])
-    song = read_song(src)
-    chords = [ChordSpan(0, 12, parse_chord("F:min")), ChordSpan(12, 24, parse_chord("C#:maj")),
-              ChordSpan(24, 30, parse_chord("C:7")), ChordSpan(30, 72, parse_chord("F:min"))]
-    out = write_musicxml(song, chords, tmp_path / "lead.musicxml", key=Key(5, "minor"))
-    score = converter.parse(str(out))
-    assert score.metadata.bestTitle == "My waltz tune"
-    assert score.parts[0].partName == "Melody"
-    ks = score.recurse().getElementsByClass("KeySignature").first()
-    assert ks.sharps == -4
-    assert score.recurse().getElementsByClass("TimeSignature").first().ratioString == "3/4"
-    symbols = list(score.recurse().getElementsByClass(harmony.ChordSymbol))
-    assert [s.figure for s in symbols] == ["Fm", "D-", "C7", "Fm"]  # Db in F minor, not C#
-    measures = list(score.parts[0].getElementsByClass(stream.Measure))
-    assert measures and not any(m.voices for m in measures)
-    pitches = [n.pitch.midi for n in score.recurse().notes
-               if not isinstance(n, harmony.ChordSymbol) and (n.tie is None or n.tie.type == "start")]
-    assert pitches == [n.pitch for n in song.melody]  # notes across bar lines are tied, none lost
-
-
-@pytest.mark.parametrize("tonic,mode,pc,name", [
-    (5, "minor", 1, "Db"), (8, "major", 1, "Db"), (9, "minor", 8, "G#"), (4, "major", 3, "D#"),
-    (2, "minor", 1, "C#"), (10, "major", 3, "Eb"), (7, "major", 6, "F#"), (0, "minor", 8, "Ab"),
-    (5, "major", 1, "Db"),
-])
-def test_chord_symbols_are_spelled_in_the_key(tonic, mode, pc, name):
-    from harmonize.song import Key
-
-    assert chord_symbol(Chord(pc, "maj"), Key(tonic, mode)) == name
-    assert Key(1, "major").name == "Db major" and Key(6, "major").name == "F# major"
 
 
 # ------------------------------------------------------------------------------------- property test
