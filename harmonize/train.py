@@ -33,7 +33,7 @@ STAGES = ("chord", "accompaniment")
 
 @dataclass
 class TrainConfig:
-    data: str = "pop909"  # a POP909-layout folder
+    data: str = "pop909"  # a POP909-layout folder, or a folder of MIDI files (folder_data.py)
     structure: str | None = None  # Dai et al. folder (chords from finalized_chord.txt) or None
     out: str = "runs/model"
     stage: str = "accompaniment"  # chord | accompaniment
@@ -70,6 +70,8 @@ class TrainConfig:
     val_max_songs: int = 0
     threads: int = 0  # 0 = torch default
     cache: str | None = None  # preprocessing cache folder (None = default)
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+    compile: bool = False  # torch.compile the model (CUDA only)
 
     def __post_init__(self):
         if self.stage not in STAGES:
@@ -110,14 +112,25 @@ def model_config_for(cfg: TrainConfig):
     )
 
 
-def load_encoded(cfg: TrainConfig, split: str, max_songs: int = 0):
-    """Songs of one split, encoded; missing or corrupt songs are skipped (and counted) by the loader."""
+def load_encoded(cfg: TrainConfig, split: str, max_songs: int = 0, warn=None):
+    """Songs of one split, encoded; missing or corrupt songs are skipped (and counted) by the loader.
+
+    A POP909-layout folder is read by ``pop909.load_split``; any other folder as MIDI files with chords
+    (``folder_data.py``), where ``warn(line)`` gets one line per skipped file.
+    """
     from .encode import encode_song
+    from .folder_data import is_pop909_layout, load_folder_split
     from .pop909 import load_split
 
     root = Path(cfg.data)
     if not root.is_dir():
-        raise StripeError("no such data folder (expected a POP909-layout folder)", root)
+        raise StripeError("no such data folder (expected a POP909-layout folder or a folder of MIDI files)", root)
+    if not is_pop909_layout(root):
+        loaded = load_folder_split(root, split, seed=cfg.seed, limit=max_songs, warn=warn)
+        if not loaded.songs:
+            raise StripeError(f"no usable songs in split {split!r} ({len(loaded.skipped)} files skipped; "
+                              "see `stripe data check`)", root)
+        return [encode_song(s) for s in loaded.songs]
     songs = load_split(root, split, structure_root=Path(cfg.structure) if cfg.structure else None,
                        chord_source="structure" if cfg.structure else "midi",
                        cache_dir=Path(cfg.cache) if cfg.cache else None, limit=max_songs or None)
@@ -271,9 +284,12 @@ class TrainResult:
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step=None) -> TrainResult:
-    """Train one stage as configured. ``on_step(step)`` is a test hook called after each optimizer step."""
-    from .model.checkpoint import save_model
-    from .model.transformer import StructureTransformer
+    """Train one stage as configured. ``on_step(step)`` is a test hook called after each optimizer step.
+
+    Under ``torchrun`` every rank calls this; ``distributed.DistContext`` splits the work (rank 0 alone
+    writes the run folder, logs, validates and shows progress).
+    """
+    from .distributed import DistContext, maybe_compile, resolve_precision
 
     run = Path(cfg.out)
     cfg_path = run / "train_config.json"
@@ -285,17 +301,36 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
         cfg = TrainConfig(**saved)
     elif run.exists() and any(run.iterdir()):
         raise StripeError("run folder exists and is not empty (use --resume to continue it, or another --out)", run)
-    run.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cfg_path, json.dumps(dataclasses.asdict(cfg), indent=2))
+    device = resolve_device(cfg.device)
+    use_amp = resolve_precision(cfg.precision, device)
+    maybe_compile(None, cfg.compile, device)  # refuse before anything is written
+    ctx = DistContext.from_env(device)
+    try:
+        return _train(cfg, run, cfg_path, ctx, ctx.device(device), use_amp, resume, progress, on_step)
+    finally:
+        ctx.close()
+
+
+def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step) -> TrainResult:
+    from .distributed import maybe_compile
+    from .model.checkpoint import save_model
+    from .model.transformer import StructureTransformer
+
+    ctx.check_batch(cfg.batch_size)
+    ctx.barrier()  # every rank has checked the run folder before rank 0 writes into it
+    if ctx.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cfg_path, json.dumps(dataclasses.asdict(cfg), indent=2))
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    train_set = make_dataset(cfg, load_encoded(cfg, "train", cfg.max_songs), train=True)
-    val_set = make_dataset(cfg, load_encoded(cfg, "val", cfg.val_max_songs), train=False)
+    warn = _warn_line if ctx.is_main else (lambda line: None)
+    train_set = make_dataset(cfg, load_encoded(cfg, "train", cfg.max_songs, warn=warn), train=True)
+    val_set = make_dataset(cfg, load_encoded(cfg, "val", cfg.val_max_songs, warn=warn), train=False)
 
-    model = StructureTransformer(model_config_for(cfg)).to(device)
+    net = StructureTransformer(model_config_for(cfg)).to(device)
+    model = net
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, epoch, batch_pos, history = 0, 0, 0, []
     ckpt = find_checkpoint(run) if resume else None
@@ -303,22 +338,25 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
         state = load_checkpoint(ckpt, model, optimizer)
         step, epoch, batch_pos, history = state["step"], state["epoch"], state["batch_pos"], state["history"]
         model.to(device)
+    ctx.barrier()  # every rank has read the checkpoint before rank 0 may write the next one
+    model = ctx.wrap(maybe_compile(net, cfg.compile, device), device)
 
-    use_amp = device.type == "cuda"
     n_batches = math.ceil(len(train_set) / cfg.batch_size)
     total_steps = cfg.max_steps or cfg.epochs * n_batches
-    log_file = (run / "log.jsonl").open("a")
-    bar = _progress(progress)
+    log_file = (run / "log.jsonl").open("a") if ctx.is_main else _NullLog()
+    bar = _progress(progress and ctx.is_main)
     task = bar.add_task("training", total=total_steps, completed=step, info="") if bar else None
     started, start_step = time.perf_counter(), step
     model.train()
 
-    def out_of_time() -> bool:
-        return bool(cfg.max_minutes) and time.perf_counter() - started > 60 * cfg.max_minutes
+    def out_of_time() -> bool:  # every rank stops at the same step when any rank runs out of time
+        return bool(cfg.max_minutes) and ctx.agree(time.perf_counter() - started > 60 * cfg.max_minutes)
 
     def checkpoint_now():
-        save_checkpoint(run, model, optimizer,
-                        {"step": step, "epoch": epoch, "batch_pos": batch_pos, "history": history}, cfg)
+        if ctx.is_main:
+            save_checkpoint(run, net, optimizer,
+                            {"step": step, "epoch": epoch, "batch_pos": batch_pos, "history": history}, cfg)
+        ctx.barrier()
 
     try:
         if bar:
@@ -326,17 +364,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
         while epoch < cfg.epochs and step < total_steps and not out_of_time():
             train_set.set_epoch(epoch)  # fresh, reproducible augmentation draws per epoch
             order = epoch_order(len(train_set), cfg.seed, epoch)
-            for i, batch in enumerate(batches(train_set, order, cfg.batch_size)):
+            for i, batch in enumerate(ctx.batches(train_set, order, cfg.batch_size)):
                 if i < batch_pos:
                     continue  # already trained on before the checkpoint we resumed from
                 if step >= total_steps or out_of_time():
                     break
-                if hasattr(model, "redraw_features"):
-                    model.redraw_features()  # fresh FAVOR+ projections each training step
+                if hasattr(net, "redraw_features"):
+                    net.redraw_features()  # fresh FAVOR+ projections each training step
                 if cfg.curriculum_steps:
                     from .dataset import curriculum_length
 
-                    batch = crop(batch, curriculum_length(step, cfg.curriculum_min, batch["x"].shape[1],
+                    batch = crop(batch, curriculum_length(step, cfg.curriculum_min,
+                                                          ctx.global_length(batch["x"].shape[1]),
                                                           cfg.curriculum_steps))
                 batch = to_device(batch, device)
                 lr = lr_at(cfg, step, epoch)
@@ -344,7 +383,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
                     group["lr"] = lr
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                     logits = model(batch["x"], batch["positions"], batch["mask"])
-                loss = stage_loss(cfg.stage, logits.float(), batch["target"], batch["mask"])
+                loss_mask = batch.get("loss_mask", batch["mask"])  # DDP: padding repeats weigh nothing
+                loss = stage_loss(cfg.stage, logits.float(), batch["target"], loss_mask) * ctx.loss_scale(loss_mask)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -352,14 +392,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
                 step += 1
                 batch_pos = i + 1
                 if step % cfg.log_every == 0 or step == 1:
+                    shown = ctx.mean(loss)  # the global batch's loss, whatever the number of ranks
                     rate = (step - start_step) / max(time.perf_counter() - started, 1e-9)
-                    rec = {"step": step, "epoch": epoch, "loss": round(loss.item(), 5), "lr": lr,
+                    rec = {"step": step, "epoch": epoch, "loss": round(shown, 5), "lr": lr,
                            "steps_per_s": round(rate, 3)}
                     log_file.write(json.dumps(rec) + "\n")
                     log_file.flush()
                     if bar:
                         bar.update(task, completed=step,
-                                   info=f"loss {loss.item():.4f}  lr {lr:.2e}  {rate:.2f} steps/s")
+                                   info=f"loss {shown:.4f}  lr {lr:.2e}  {rate:.2f} steps/s")
                 if bar:
                     bar.update(task, completed=step)
                 if step % cfg.checkpoint_every == 0:
@@ -369,7 +410,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
             else:
                 epoch += 1
                 batch_pos = 0
-                rec = {"epoch": epoch, "step": step, **validate(model, val_set, cfg, device)}
+                rec = {"epoch": epoch, "step": step, **_validate_main(ctx, net, val_set, cfg, device)}
                 history.append(rec)
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
@@ -381,15 +422,17 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
                 continue
             break  # max_steps reached inside the epoch
         if not history or history[-1]["step"] != step:
-            history.append({"epoch": epoch, "step": step, **validate(model, val_set, cfg, device)})
+            history.append({"epoch": epoch, "step": step, **_validate_main(ctx, net, val_set, cfg, device)})
             log_file.write(json.dumps(history[-1]) + "\n")
         checkpoint_now()
+        if not ctx.is_main:
+            return TrainResult(run, step, epoch, history)
         final = run / "final"
         tmp = run / "final.tmp"
         if tmp.exists():
             _rmtree(tmp)
         tmp.mkdir()
-        save_model(model.cpu(), tmp, extra={"stage": cfg.stage, "context": cfg.context,
+        save_model(net.cpu(), tmp, extra={"stage": cfg.stage, "context": cfg.context,
                                             "inputs": list(cfg.inputs), "bars": cfg.bars,
                                             "train_config": dataclasses.asdict(cfg),
                                             "val": history[-1]})
@@ -401,6 +444,30 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
             bar.stop()
         log_file.close()
     return TrainResult(run, step, epoch, history)
+
+
+def _validate_main(ctx, net, val_set, cfg, device) -> dict:
+    """Rank 0 validates on the whole val split; the other ranks record nothing."""
+    return validate(net, val_set, cfg, device) if ctx.is_main else {}
+
+
+def _warn_line(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
+
+
+class _NullLog:
+    """The log file of ranks other than 0."""
+
+    def write(self, text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _progress(enabled: bool):
