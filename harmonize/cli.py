@@ -149,7 +149,9 @@ def harmonize(
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Path | None = typer.Option(None, "--data", help="A POP909-layout folder (default: $STRIPE_POP909, ./pop909 or ../shared/pop909)."),
+    data: Path | None = typer.Option(
+        None, "--data", help="A POP909-layout folder, or a folder of MIDI files with chords (see README: Train on "
+        "your own music). Default: $STRIPE_POP909, ./pop909 or ../shared/pop909."),
     out: Path = typer.Option(Path("runs/model"), "--out", help="Run folder: checkpoints, log and final/ model."),
     config: Path | None = typer.Option(None, "--config", help="A JSON or TOML file of TrainConfig fields (flags override it)."),
     stage: str = typer.Option("accompaniment", "--stage", help="chord or accompaniment."),
@@ -182,8 +184,13 @@ def train(
     checkpoint_every: int = typer.Option(200, "--checkpoint-every", help="Steps between checkpoints."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 autocast on CUDA, fp32 on CPU), bf16 or fp32."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the model (CUDA only)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only show what the data loader reads (as `stripe data check`); "
+                                 "write nothing."),
 ) -> None:
-    """Train the chord or the accompaniment stage on POP909 (train split; validation on val)."""
+    """Train the chord or the accompaniment stage on POP909 or your own MIDI files (train split;
+    validation on val). Under torchrun, trains with DDP: --batch-size is the global batch."""
     from .commands import build_train_config, run_train
 
     cli_values = dict(
@@ -193,16 +200,39 @@ def train(
         causal=not bidirectional, transpose=transpose, chroma_noise=chroma_noise,
         bridge_dropout=bridge_dropout, curriculum_steps=curriculum_steps, curriculum_min=curriculum_min,
         warmup_steps=warmup_steps, lr_decay=lr_decay, grad_clip=grad_clip, seed=seed,
-        device=device, checkpoint_every=checkpoint_every, threads=threads,
+        device=device, checkpoint_every=checkpoint_every, threads=threads, precision=precision,
+        compile=compile_,
     )
     explicit = {k for k in cli_values
                 if getattr(ctx.get_parameter_source(_param_name(k)), "name", "") == "COMMANDLINE"}
     cfg = build_train_config(cli_values, config, explicit)
+    if dry_run:
+        from .datacheck import run_data_check
+
+        run_data_check(Path(cfg.data), seed=cfg.seed, max_songs=cfg.max_songs, val_max_songs=cfg.val_max_songs)
+        return
     run_train(cfg, resume=resume)
 
 
 def _param_name(field: str) -> str:
-    return {"causal": "bidirectional"}.get(field, field)
+    return {"causal": "bidirectional", "compile": "compile_"}.get(field, field)
+
+
+data_app = typer.Typer(cls=_StripeGroup, help="Inspect training data.", no_args_is_help=True,
+                       rich_markup_mode=None)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command(name="check")
+def data_check(
+    folder: Path = typer.Argument(..., help="A folder of MIDI files with chords, or a POP909-layout folder."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the 90/10 split (when the folder has no split.json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of a table."),
+) -> None:
+    """How many songs, bars and chords training would read, per split, and which files are skipped and why."""
+    from .datacheck import run_data_check
+
+    run_data_check(folder, seed=seed, as_json=as_json)
 
 
 @app.command(name="eval")

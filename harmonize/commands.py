@@ -188,7 +188,8 @@ def run_train(cfg, resume: bool = False):
 
     from .train import train
 
-    console = Console(stderr=True, highlight=False)
+    # under torchrun only rank 0 speaks
+    console = Console(stderr=True, highlight=False, quiet=os.environ.get("RANK", "0") not in ("0", ""))
     shown, verb = cfg, "training"
     if resume:  # train() takes the run's saved config, not the flags: show that one
         verb = "resuming"
