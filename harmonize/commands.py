@@ -188,6 +188,13 @@ def run_train(cfg, resume: bool = False):
 
     from .train import train
 
+    if not resume:  # CUDA-only options: refused before anything is printed or written
+        from .distributed import maybe_compile, resolve_precision
+        from .train import resolve_device
+
+        device = resolve_device(cfg.device)
+        resolve_precision(cfg.precision, device)
+        maybe_compile(None, cfg.compile, device)
     # under torchrun only rank 0 speaks
     console = Console(stderr=True, highlight=False, quiet=os.environ.get("RANK", "0") not in ("0", ""))
     shown, verb = cfg, "training"

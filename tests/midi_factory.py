@@ -116,3 +116,18 @@ def song_file(path, bars: int = 4, **kwargs) -> Path:
         for iv in (0, 4, 7):
             piano.append((b * 16, b * 16 + 16, root + iv))
     return make_midi(path, [Track("Melody", steps(melody, res)), Track("Piano", steps(piano, res))], **kwargs)
+
+
+def song_folder(root, n_songs: int = 6, bars: int = 6, broken: bool = True) -> Path:
+    """A ``stripe train --data`` folder of MIDI files: songs with a block-chord track at two depths, one
+    melody-only song with a ``.chords.txt`` sibling, and (``broken``) one unreadable file."""
+    root = Path(root)
+    (root / "set" / "deeper").mkdir(parents=True, exist_ok=True)
+    for i in range(n_songs):
+        folder = root / "set" if i % 2 else root / "set" / "deeper"
+        song_file(folder / f"song{i}.mid", bars=bars + i % 3)
+    melody_file(root / "lead.mid", pitches=(60, 64, 67, 72, 71, 67, 65, 62) * 2)
+    (root / "lead.chords.txt").write_text("# a lead sheet\n1:1 C\n2:1 G7\n3:1 Am\n4:1 F\n")
+    if broken:
+        (root / "broken.mid").write_bytes(b"MThd this is not MIDI")
+    return root

@@ -1,0 +1,103 @@
+"""Training on a plain folder of MIDI files (``--data FOLDER``), ``stripe data check`` and ``--dry-run``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from midi_factory import melody_file, song_folder
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from harmonize.cli import app
+from harmonize.errors import StripeError
+from harmonize.folder_data import is_pop909_layout, load_folder_split, midi_files, read_folder_song, split_files
+from harmonize.midi import read_song
+from harmonize.structure import label_song
+
+runner = CliRunner()
+TINY = ["--d-model", "16", "--heads", "2", "--layers", "1", "--bars", "4", "--batch-size", "4",
+        "--max-steps", "4", "--epochs", "2", "--warmup-steps", "2", "--threads", "1", "--device", "cpu"]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return song_folder(tmp_path / "songs")
+
+
+def test_tiny_model_trains_on_a_folder_and_skips_the_broken_file(folder, tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--data", str(folder), "--out", str(run), *TINY])
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "broken.mid" in warnings[0] and "not a readable MIDI file" in warnings[0]
+    weights = load_file(str(run / "final" / "model.safetensors"))
+    assert weights and all(t.isfinite().all() for t in weights.values())
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert log[0]["step"] == 1 and "val_loss" in log[-1]
+
+
+def test_layout_detection_files_and_split(folder, tmp_path):
+    assert not is_pop909_layout(folder)
+    files = midi_files(folder)
+    rel = [p.relative_to(folder).as_posix() for p in files]
+    assert rel == sorted(rel) and "set/deeper/song0.mid" in rel and len(rel) == 8
+    split = split_files(folder, files, seed=0)
+    assert sorted(split["train"] + split["val"]) == sorted(files) and len(split["val"]) == 1
+    assert split == split_files(folder, files, seed=0)  # seeded
+    assert any(split_files(folder, files, seed=s)["val"] != split["val"] for s in range(1, 6))
+    (folder / "split.json").write_text(json.dumps({"train": ["lead.mid", "set/song1.mid"], "val": ["set/song3.mid"]}))
+    loaded = load_folder_split(folder, "train")
+    assert [s.name for s in loaded.songs] == ["lead", "song1"] and not loaded.skipped
+    (folder / "split.json").write_text(json.dumps({"train": ["../outside.mid"]}))
+    with pytest.raises(StripeError, match="inside the folder"):
+        load_folder_split(folder, "train")
+
+
+def test_loader_reads_what_stripe_labels_shows(folder):
+    path = folder / "set" / "song1.mid"
+    song = read_folder_song(path)
+    labels = label_song(read_song(path))
+    assert labels.chord_source.startswith("track:") and song.chords == labels.chords
+    assert song.piano and song.melody and song.key is not None
+    lead = read_folder_song(folder / "lead.mid")  # chords from the sibling lead.chords.txt
+    assert [str(c.chord) for c in lead.chords] == [str(c) for c in _chords("C", "G7", "Am", "F")]
+    melody_file(folder / "bare.mid")
+    with pytest.raises(StripeError, match="no chord track"):
+        read_folder_song(folder / "bare.mid")
+
+
+def _chords(*names):
+    from harmonize.chords import parse_chord
+
+    return [parse_chord(n) for n in names]
+
+
+def test_data_check_table_and_json(folder):
+    result = runner.invoke(app, ["data", "check", str(folder)])
+    assert result.exit_code == 0, result.stderr
+    assert "songs" in result.stdout and "bars" in result.stdout and "chords" in result.stdout
+    assert "broken.mid: not a readable MIDI file" in result.stdout
+    report = json.loads(runner.invoke(app, ["data", "check", str(folder), "--json"]).stdout)
+    total = {k: sum(s[k] for s in report["splits"].values()) for k in ("files", "songs", "skipped", "bars")}
+    assert total["files"] == 8 and total["songs"] == 7 and total["skipped"] == 1
+    assert total["bars"] == sum(read_folder_song(p).n_bars for p in midi_files(folder) if p.name != "broken.mid")
+    assert report["skipped"][0]["file"].endswith("broken.mid")
+
+
+def test_dry_run_writes_nothing_and_empty_folder_is_an_error(folder, tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--data", str(folder), "--out", str(run), "--dry-run"])
+    assert result.exit_code == 0 and "skipped" in result.stdout and not run.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["data", "check", str(empty)])
+    assert result.exit_code == 2 and result.stderr.startswith("error:") and "no MIDI files" in result.stderr
+
+
+@pytest.mark.parametrize("flag", [["--precision", "bf16"], ["--compile"], ["--precision", "fp16"]])
+def test_cuda_only_options_refused_on_cpu(folder, tmp_path, flag):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--data", str(folder), "--out", str(run), *TINY, *flag])
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: --") and not run.exists()
