@@ -11,7 +11,13 @@ from typer.testing import CliRunner
 
 from harmonize.cli import app
 from harmonize.errors import StripeError
-from harmonize.folder_data import is_pop909_layout, load_folder_split, midi_files, read_folder_song, split_files
+from harmonize.folder_data import (
+    is_pop909_layout,
+    load_folder_split,
+    midi_files,
+    read_folder_song,
+    split_files,
+)
 from harmonize.midi import read_song
 from harmonize.structure import label_song
 
