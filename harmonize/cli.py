@@ -289,7 +289,8 @@ def labels(
         None, "--key", help="The key, e.g. 'A minor', 'Am', 'A:min', 'F# major' (default: estimated)."
     ),
     chords: Path | None = typer.Option(
-        None, "--chords", help="A chord file (one 'TIME CHORD' per line) instead of chords in the MIDI."
+        None, "--chords", help="A chord file (one 'TIME CHORD' per line) instead of chords in the MIDI "
+        "(default: SONG.chords.txt beside SONG.mid when there is one, as training reads it)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of a table."),
     plot: Path | None = typer.Option(
@@ -310,6 +311,10 @@ def labels(
             raise StripeError(exc.message, "--key") from None
     song = _read_song(midi, melody_track, grid)
     given_chords = None
+    if chords is None:  # what ``stripe train --data FOLDER`` reads: the song.chords.txt beside song.mid
+        from .folder_data import chord_file_for
+
+        chords = chord_file_for(midi) if chord_file_for(midi).is_file() else None
     if chords is not None:
         from .chordfile import read_chord_file
 

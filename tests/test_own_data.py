@@ -68,6 +68,9 @@ def test_loader_reads_what_stripe_labels_shows(folder):
     assert song.piano and song.melody and song.key is not None
     lead = read_folder_song(folder / "lead.mid")  # chords from the sibling lead.chords.txt
     assert [str(c.chord) for c in lead.chords] == [str(c) for c in _chords("C", "G7", "Am", "F")]
+    shown = json.loads(runner.invoke(app, ["labels", str(folder / "lead.mid"), "--json"]).stdout)
+    assert shown["chord_source"].endswith("lead.chords.txt")
+    assert [c["chord"] for b in shown["bars"][:4] for c in b["chords"]] == ["C", "G7", "Am", "F"]
     melody_file(folder / "bare.mid")
     with pytest.raises(StripeError, match="no chord track"):
         read_folder_song(folder / "bare.mid")
