@@ -309,12 +309,12 @@ def labels(
             given_key = parse_key(key)
         except StripeError as exc:
             raise StripeError(exc.message, "--key") from None
-    song = _read_song(midi, melody_track, grid)
-    given_chords = None
     if chords is None:  # what ``stripe train --data FOLDER`` reads: the song.chords.txt beside song.mid
         from .folder_data import chord_file_for
 
         chords = chord_file_for(midi) if chord_file_for(midi).is_file() else None
+    song = _read_song(midi, melody_track, grid)
+    given_chords = None
     if chords is not None:
         from .chordfile import read_chord_file
 

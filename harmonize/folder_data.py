@@ -99,7 +99,7 @@ def read_folder_song(path: Path):
 
         song.chords = read_chord_file(chord_path, song.grid)
     else:
-        name = find_chord_track(song.others)
+        name = find_chord_track(song.others)  # the chord track, found as ``stripe labels`` finds it
         if name is None:
             raise StripeError(f"no chords: no chord track (block chords) and no {chord_path.name} beside it", path)
         song.chords = chords_from_notes(song.others[name], song.grid)
