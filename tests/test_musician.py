@@ -1,0 +1,83 @@
+"""What a musician touches: chord files with sharps and musicians' qualities, the file's own chords,
+key-aware spelling, the lead sheet. Every behaviour is checked through the CLI where it is user-facing."""
+
+import json
+
+import pytest
+from midi_factory import song_file
+from tiny_models import tiny_harmonizer
+from typer.testing import CliRunner
+
+from harmonize.chords import parse_chord
+from harmonize.cli import app
+
+runner = CliRunner()
+
+NATURALS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+ACCIDENTALS = {"": 0, "#": 1, "b": -1}
+# lead-sheet suffix, Harte quality (None: no Harte shorthand), the vocabulary class it must map to
+QUALITIES = [
+    ("", "maj", "maj"), ("m", "min", "min"), ("7", "7", "7"), ("maj7", "maj7", "maj7"),
+    ("M7", None, "maj7"), ("m7", "min7", "min7"), ("dim", "dim", "dim"), ("aug", "aug", "aug"),
+    ("+", None, "aug"), ("sus2", "sus2", "sus2"), ("sus4", "sus4", "sus4"), ("sus", None, "sus4"),
+    ("6", "maj6", "maj"), ("m6", "min6", "min"), ("m7b5", "hdim7", "dim"), ("dim7", "dim7", "dim"),
+    ("mmaj7", "minmaj7", "min"), ("7sus4", "sus4(b7)", "sus4"), ("9", "9", "7"), ("maj9", "maj9", "maj7"),
+    ("m9", "min9", "min7"), ("add9", "maj(9)", "maj"), ("m(add9)", "min(9)", "min"), ("7b9", "7(b9)", "7"),
+    ("7#9", "7(#9)", "7"), ("13", "13", "7"), ("11", "11", "7"), ("m11", "min11", "min7"),
+    ("maj13", "maj13", "maj7"), ("69", "maj6(9)", "maj"), ("9sus4", "sus4(b7,9)", "sus4"),
+    ("7#5", "aug(b7)", "7"), ("maj7#11", "maj7(#11)", "maj7"), ("5", "5", "maj"),
+]
+
+
+@pytest.mark.parametrize("suffix, harte, cls", QUALITIES, ids=[q[0] or "maj" for q in QUALITIES])
+def test_every_root_accidental_and_quality_in_both_spellings(suffix, harte, cls):
+    for letter, base in NATURALS.items():
+        for acc, shift in ACCIDENTALS.items():
+            root = letter + acc
+            pc = (base + shift) % 12
+            symbols = [root + suffix] + ([f"{root}:{harte}"] if harte else [])
+            for symbol in symbols:
+                chord = parse_chord(symbol)
+                assert (chord.root, chord.class_quality) == (pc, cls), symbol
+                slash = parse_chord(symbol + "/E")
+                assert (slash.root, slash.class_quality, slash.bass) == (pc, cls, 4), symbol + "/E"
+
+
+@pytest.mark.parametrize("bad", ["C:foo", "Cxyz", "H7", "C7q", "C:maj(x)"])
+def test_unreadable_symbols_still_raise(bad):
+    with pytest.raises(ValueError):
+        parse_chord(bad)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return tiny_harmonizer(tmp_path_factory.mktemp("tiny") / "harmonizer")
+
+
+@pytest.fixture
+def melody(tmp_path):
+    return song_file(tmp_path / "in.mid", bars=8)
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_chord_file_reads_sharps_and_comments_only_after_whitespace(model_dir, melody, tmp_path):
+    chords = tmp_path / "chords.txt"
+    chords.write_text("# a comment line\n1:1 F#m   # after whitespace\n2:1 C#m7\n3:1 F#m7b5\t# tab\n"
+                      "4:1 C7sus4\n5:1 Dm(add9)\n6:1 Bb6\n7:1 G13#11\n")
+    out = tmp_path / "out.mid"
+    res = run("harmonize", melody, "-o", out, "--model", model_dir, "--chords", chords, "--json")
+    assert res.exit_code == 0, res.output
+    got = [parse_chord(s) for s in json.loads(res.stdout)[0]["chords"]]
+    assert [(c.root, c.class_quality) for c in got] == [
+        (6, "min"), (1, "min7"), (6, "dim"), (0, "sus4"), (2, "min"), (10, "maj"), (7, "7")]
+
+
+def test_chord_file_unreadable_symbol_is_one_line_error(model_dir, melody, tmp_path):
+    chords = tmp_path / "chords.txt"
+    chords.write_text("1:1 F#m\n2:1 C#q7\n")
+    res = run("harmonize", melody, "-o", tmp_path / "o.mid", "--model", model_dir, "--chords", chords)
+    assert res.exit_code == 2
+    assert "line 2" in res.output and "C#q7" in res.output and "Traceback" not in res.output
