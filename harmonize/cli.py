@@ -109,6 +109,9 @@ def harmonize(
     density: float = typer.Option(
         1.0, "--density", min=0.05, max=20.0, help="Accompaniment density: 2 doubles the odds of a note, 0.5 halves them."),
     musicxml: Path | None = typer.Option(None, "--musicxml", help="Also write a lead sheet (melody + chord symbols)."),
+    ignore_file_chords: bool = typer.Option(
+        False, "--ignore-file-chords", help="Do not use a chord track found in the file: let the chord stage "
+        "write the chords (by default a file's own chords are kept and only the accompaniment is generated)."),
     chords_only: bool = typer.Option(False, "--chords-only", help="Only chords: skip the accompaniment stage."),
     no_accompaniment: bool = typer.Option(False, "--no-accompaniment", help="Same as --chords-only."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
@@ -125,7 +128,7 @@ def harmonize(
         midi, output, model=model, melody_track=melody_track, key=key, chords_file=chords,
         temperature=temperature, seed=seed, candidates=candidates, density=density, device=device,
         force=force, chords_only=chords_only, no_accompaniment=no_accompaniment, musicxml=musicxml,
-        threads=threads,
+        threads=threads, ignore_file_chords=ignore_file_chords,
     )
     if as_json:
         import json
@@ -138,7 +141,8 @@ def harmonize(
     for s in summaries:
         head = " ".join(s["chords"][:8]) + (" ..." if len(s["chords"]) > 8 else "")
         console.print(f"wrote {s['output']}: key {s['key']} ({s['key_source']}), {s['n_chords']} chords "
-                      f"({head}), {s['n_accompaniment_notes']} accompaniment notes", markup=False)
+                      f"({head}) from {s['chord_source']}, {s['n_accompaniment_notes']} accompaniment notes",
+                      markup=False)
 
 
 @app.command()

@@ -46,6 +46,7 @@ def run_harmonize(
     no_accompaniment: bool = False,
     musicxml: Path | None = None,
     threads: int = 1,
+    ignore_file_chords: bool = False,
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate."""
     from .midi import check_output, melody_track_arg, read_song, write_harmonized, write_musicxml
@@ -75,6 +76,14 @@ def run_harmonize(
         from .chordfile import read_chord_file
 
         user_chords = read_chord_file(chords_file, song.grid)
+        chord_source = f"your chord file {Path(chords_file).name}"
+    elif not ignore_file_chords:  # the file's own chord track, used as --chords is
+        from .filechords import file_chords
+
+        user_chords, track = file_chords(song)
+        chord_source = f"the file's chord track {track!r}" if track else "chord stage"
+    else:
+        chord_source = "chord stage"
     if threads:
         import torch
 
@@ -93,6 +102,7 @@ def run_harmonize(
             "output": str(out),
             "key": result.key.name,
             "key_source": result.key_source,
+            "chord_source": chord_source,
             "chords": [c.chord.symbol for c in result.chords],
             "n_chords": len(result.chords),
             "n_accompaniment_notes": len(result.accompaniment or []),

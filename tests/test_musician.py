@@ -81,3 +81,27 @@ def test_chord_file_unreadable_symbol_is_one_line_error(model_dir, melody, tmp_p
     res = run("harmonize", melody, "-o", tmp_path / "o.mid", "--model", model_dir, "--chords", chords)
     assert res.exit_code == 2
     assert "line 2" in res.output and "C#q7" in res.output and "Traceback" not in res.output
+
+
+def test_file_chord_track_is_used_like_a_chord_file(model_dir, melody, tmp_path):
+    res = run("harmonize", melody, "-o", tmp_path / "a.mid", "--model", model_dir, "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)[0]
+    assert summary["chord_source"] == "the file's chord track 'Piano'"
+    # song_file's piano plays C, F, G, C bar by bar
+    assert summary["chords"] == ["C:maj", "F:maj", "G:maj", "C:maj", "F:maj", "G:maj", "C:maj"]
+    text = run("harmonize", melody, "-o", tmp_path / "b.mid", "--model", model_dir)
+    assert text.exit_code == 0 and "from the file's chord track 'Piano'" in text.output
+    own = run("harmonize", melody, "-o", tmp_path / "c.mid", "--model", model_dir, "--json",
+              "--ignore-file-chords")
+    assert own.exit_code == 0, own.output
+    assert json.loads(own.stdout)[0]["chord_source"] == "chord stage"
+
+
+def test_melody_alone_uses_the_chord_stage(model_dir, tmp_path):
+    from midi_factory import melody_file
+
+    mel = melody_file(tmp_path / "m.mid")
+    res = run("harmonize", mel, "-o", tmp_path / "o.mid", "--model", model_dir, "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)[0]["chord_source"] == "chord stage"
