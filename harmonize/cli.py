@@ -326,9 +326,9 @@ def labels_report(midi: Path, song, structure, chord_file: Path | None = None) -
                 continue
             at = max(span.start, lo)
             beat = sum(1 for x in beats if x <= at)
-            if bar_chords and bar_chords[-1]["chord"] == chord_symbol(span.chord):
+            if bar_chords and bar_chords[-1]["chord"] == chord_symbol(span.chord, structure.key):
                 continue
-            bar_chords.append({"beat": beat, "chord": chord_symbol(span.chord)})
+            bar_chords.append({"beat": beat, "chord": chord_symbol(span.chord, structure.key)})
         step_len = times[lo + 1] - times[lo] if lo + 1 < len(times) else times[-1] - times[-2]
         bars.append({
             "bar": b + 1,

@@ -68,6 +68,7 @@ def run_harmonize(
 
     song = read_song(input_path, melody_track=melody_track_arg(melody_track))
     from .pipeline import HarmonizeOptions, Harmonizer
+    from .spelling import harte_symbol, key_name
     from .structure import parse_key
 
     user_key = parse_key(key) if key else None
@@ -95,15 +96,16 @@ def run_harmonize(
                                 density=density, accompaniment=not (chords_only or no_accompaniment))
         result = harmonizer(song, opts)
         write_harmonized(input_path, out, result.chords, song.grid,
-                         None if chords_only else result.accompaniment, force=force, melody=song.melody)
+                         None if chords_only else result.accompaniment, force=force, melody=song.melody,
+                         key=result.key)
         if xml_outs:
             write_musicxml(song, result.chords, xml_outs[i], force=force)
         summaries.append({
             "output": str(out),
-            "key": result.key.name,
+            "key": key_name(result.key),
             "key_source": result.key_source,
             "chord_source": chord_source,
-            "chords": [c.chord.symbol for c in result.chords],
+            "chords": [harte_symbol(c.chord, result.key) for c in result.chords],  # spelled for the key
             "n_chords": len(result.chords),
             "n_accompaniment_notes": len(result.accompaniment or []),
             "model": harmonizer.source,

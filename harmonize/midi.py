@@ -32,7 +32,7 @@ import numpy as np
 from .atomic import atomic_write
 from .chords import PITCH_NAMES, Chord
 from .errors import StripeError
-from .song import STEPS_PER_QUARTER, ChordSpan, Grid, Note, Song
+from .song import STEPS_PER_QUARTER, ChordSpan, Grid, Key, Note, Song
 
 MAX_BYTES = 20 * 1024 * 1024  # a 20 MB MIDI file is far beyond any song; refuse before parsing
 MAX_NOTES = 100_000  # POP909 songs hold 2k-6k notes
@@ -486,6 +486,7 @@ def write_harmonized(
     chord_program: int = 0,
     accompaniment_program: int = 0,
     melody: list[Note] | None = None,
+    key: Key | None = None,
 ) -> Path:
     """Copy the source MIDI, untouched, plus a ``Chords`` track and an optional ``Accompaniment`` track.
 
@@ -532,7 +533,7 @@ def write_harmonized(
     spans = [span for span in chords if span.end > span.start]
     span_ticks = to_tick([x for span in spans for x in (span.start, span.end)]).reshape(-1, 2)
     for span, (start, end) in zip(spans, span_ticks, strict=True):
-        events.append((int(start), 1, _marker(chord_symbol(span.chord))))
+        events.append((int(start), 1, _marker(chord_symbol(span.chord, key))))
         if span.chord.is_none or end <= start:
             continue
         around = mel_pitch[(mel_start < span.end) & (mel_end > span.start)]
@@ -559,8 +560,11 @@ def write_harmonized(
     return out
 
 
-def chord_symbol(chord: Chord) -> str:
-    """Lead-sheet text for markers and lead sheets: ``Am7``, ``F#``, ``C/E``, ``N.C.``."""
+def chord_symbol(chord: Chord, key: Key | None = None) -> str:
+    """Lead-sheet text for markers and lead sheets: ``Am7``, ``F#``, ``C/E``, ``N.C.``; spelled for
+    ``key`` when given (``Db``, not ``C#``, in F minor: ``spelling.pitch_name``)."""
+    from .spelling import pitch_name
+
     if chord.is_none:
         return "N.C."
     suffix = {
@@ -568,9 +572,9 @@ def chord_symbol(chord: Chord) -> str:
         "sus2": "sus2", "sus4": "sus4", "maj6": "6", "min6": "m6", "hdim7": "m7b5", "dim7": "dim7",
         "minmaj7": "mmaj7", "sus4(b7)": "7sus4", "9": "9", "maj9": "maj9", "min9": "m9",
     }.get(chord.quality, chord.quality)
-    text = PITCH_NAMES[chord.root] + suffix
+    text = pitch_name(chord.root, key) + suffix
     if chord.bass is not None and chord.bass != chord.root:
-        text += "/" + PITCH_NAMES[chord.bass]
+        text += "/" + pitch_name(chord.bass, key)
     return text
 
 

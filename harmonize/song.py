@@ -41,9 +41,10 @@ class Key:
 
     @property
     def name(self) -> str:
-        from .chords import PITCH_NAMES
+        """``"Db major"``, ``"G# minor"``: the tonic as the key signature spells it."""
+        from .spelling import key_name
 
-        return f"{PITCH_NAMES[self.tonic]} {self.mode}"
+        return key_name(self)
 
     @property
     def scale(self) -> frozenset[int]:

@@ -105,3 +105,27 @@ def test_melody_alone_uses_the_chord_stage(model_dir, tmp_path):
     res = run("harmonize", mel, "-o", tmp_path / "o.mid", "--model", model_dir, "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)[0]["chord_source"] == "chord stage"
+
+
+def _markers(path):
+    import mido
+
+    return [m.text for t in mido.MidiFile(str(path)).tracks for m in t if m.type == "marker"]
+
+
+@pytest.mark.parametrize("key, written, spelled, marker", [
+    ("F minor", "C#", "Db:maj", "Db"), ("Ab major", "C#m7/G#", "Db:min7/Ab", "Dbm7/Ab"),
+    ("A major", "Db", "C#:maj", "C#"), ("E major", "Ab7", "G#:7", "G#7"), ("C major", "A#", "Bb:maj", "Bb"),
+])
+def test_chords_are_spelled_for_the_key(model_dir, melody, tmp_path, key, written, spelled, marker):
+    chords = tmp_path / "chords.txt"
+    chords.write_text(f"1:1 {written}\n")
+    out = tmp_path / "out.mid"
+    res = run("harmonize", melody, "-o", out, "--model", model_dir, "--chords", chords, "--key", key, "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)[0]
+    assert summary["key"] == key and summary["chords"] == [spelled]
+    assert _markers(out) == [marker]
+    text = run("harmonize", melody, "-o", tmp_path / "t.mid", "--model", model_dir, "--chords", chords,
+               "--key", key)
+    assert f"({spelled})" in text.output
