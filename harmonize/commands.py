@@ -99,7 +99,10 @@ def run_harmonize(
                          None if chords_only else result.accompaniment, force=force, melody=song.melody,
                          key=result.key)
         if xml_outs:
-            write_musicxml(song, result.chords, xml_outs[i], force=force)
+            from .leadsheet import title_of
+
+            write_musicxml(song, result.chords, xml_outs[i], force=force, key=result.key,
+                           title=title_of(input_path, song))
         summaries.append({
             "output": str(out),
             "key": key_name(result.key),

@@ -592,42 +592,12 @@ def _m21_name(pc: int) -> str:
     return PITCH_NAMES[pc].replace("b", "-")  # music21 spells flats with '-'
 
 
-def write_musicxml(song: Song, chords: list[ChordSpan] | None, out_path: str | Path, force: bool = False) -> Path:
-    """A lead sheet (melody + chord symbols) as MusicXML, via music21 (imported here: it is slow)."""
-    from music21 import harmony, meter, note, stream
+def write_musicxml(song: Song, chords: list[ChordSpan] | None, out_path: str | Path, force: bool = False,
+                   key: Key | None = None, title: str | None = None) -> Path:
+    """A lead sheet (melody + chord symbols) as MusicXML: see ``leadsheet.write_lead_sheet``."""
+    from .leadsheet import write_lead_sheet
 
-    out = Path(out_path)
-    check_output(None, out, force)
-    q = 1.0 / STEPS_PER_QUARTER
-    part = stream.Part()
-    grid = song.grid
-    # one time signature per bar whose length differs from the previous one (meter changes, short bars)
-    prev = None
-    for b, start in enumerate(grid.bar_starts):
-        end = grid.bar_starts[b + 1] if b + 1 < len(grid.bar_starts) else grid.n_steps
-        length = end - start
-        nominal = _nominal_meter(grid, start)
-        ts = nominal if round(nominal[0] * 16 / nominal[1]) == length else _meter_for_length(length)
-        if ts != prev:
-            part.insert(start * q, meter.TimeSignature(f"{ts[0]}/{ts[1]}"))
-            prev = ts
-    for n in song.melody:
-        m21 = note.Note(n.pitch)
-        m21.duration.quarterLength = (n.end - n.start) * q
-        part.insert(n.start * q, m21)
-    for span in chords or ():
-        if span.chord.is_none:
-            sym = harmony.NoChord()
-        else:
-            sym = harmony.ChordSymbol(root=_m21_name(span.chord.root), kind=_M21_KIND[span.chord.quality])
-            if span.chord.bass is not None and span.chord.bass != span.chord.root:
-                sym.bass(_m21_name(span.chord.bass))
-        part.insert(span.start * q, sym)
-    score = stream.Score()
-    score.insert(0, part)
-    score.makeNotation(inPlace=True)
-    atomic_write(out, lambda tmp: score.write("musicxml", fp=tmp), suffix=".tmp" + out.suffix)
-    return out
+    return write_lead_sheet(song, chords, out_path, key=key, title=title, force=force)
 
 
 def _nominal_meter(grid: Grid, step: int) -> tuple[int, int]:

@@ -129,3 +129,49 @@ def test_chords_are_spelled_for_the_key(model_dir, melody, tmp_path, key, writte
     text = run("harmonize", melody, "-o", tmp_path / "t.mid", "--model", model_dir, "--chords", chords,
                "--key", key)
     assert f"({spelled})" in text.output
+
+
+def test_lead_sheet_round_trips_through_music21(model_dir, tmp_path):
+    from midi_factory import Track, make_midi, steps
+    from music21 import converter
+
+    # 3/4, F minor tune with rests and a note tied over a bar line, a block-chord track, a title meta event
+    melody = [(0, 6, 77), (8, 20, 80), (24, 40, 84), (44, 48, 79), (48, 60, 77)]
+    piano = [(b * 12, b * 12 + 12, p) for b, chord in enumerate([(53, 56, 60), (49, 53, 56), (48, 52, 55),
+                                                                   (53, 56, 60), (53, 56, 60)]) for p in chord]
+    src = make_midi(tmp_path / "my_tune.mid", [Track("Flute", steps(melody)), Track("Piano", steps(piano))],
+                    time_signatures=[(0, 3, 4)])
+    xml = tmp_path / "lead.musicxml"
+    res = run("harmonize", src, "-o", tmp_path / "o.mid", "--model", model_dir, "--key", "F minor",
+              "--chords-only", "--musicxml", xml)
+    assert res.exit_code == 0, res.output
+    score = converter.parse(str(xml), forceSource=True)
+    assert score.metadata.bestTitle == "my tune"
+    part = score.parts[0]
+    assert len(score.parts) == 1 and part.partName == "Flute"
+    keys = list(part.recurse().getElementsByClass("KeySignature"))
+    assert keys and keys[0].sharps == -4  # F minor: four flats
+    assert [t.ratioString for t in part.recurse().getElementsByClass("TimeSignature")] == ["3/4"]
+    figures = [c.figure for c in part.recurse().getElementsByClass("ChordSymbol")
+               if type(c).__name__ != "NoChord"]
+    assert figures[:3] == ["Fm", "D-", "C"]  # spelled for F minor: Db, not C#
+    measures = list(part.getElementsByClass("Measure"))
+    assert all(len(m.voices) == 0 for m in measures)  # a single voice, no stray voice of rests
+    for m in measures:  # every bar full: notes and rests add up to the meter
+        assert sum(n.quarterLength for n in m.notesAndRests if "Chord" not in type(n).__name__) == 3.0
+    pitches = [n.pitch.midi for n in part.recurse().notes if type(n).__name__ == "Note"]
+    assert pitches[:2] == [77, 80]
+
+
+def test_lead_sheet_title_from_the_files_name_meta(model_dir, tmp_path):
+    import mido
+    from music21 import converter
+
+    src = song_file(tmp_path / "x.mid", bars=4)
+    mid = mido.MidiFile(str(src))
+    mid.tracks[0].insert(0, mido.MetaMessage("track_name", name="Scarborough Fair", time=0))
+    mid.save(str(src))
+    xml = tmp_path / "lead.musicxml"
+    res = run("harmonize", src, "-o", tmp_path / "o.mid", "--model", model_dir, "--chords-only", "--musicxml", xml)
+    assert res.exit_code == 0, res.output
+    assert converter.parse(str(xml), forceSource=True).metadata.bestTitle == "Scarborough Fair"
