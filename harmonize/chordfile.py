@@ -5,7 +5,8 @@ Format (plain text, UTF-8)::
     # a comment starts a line, or follows whitespace ('F#m  # like this'); blank lines are ignored
     0       C          # TIME CHORD
     2.5     Am7        # TIME in seconds (from the start of the file) ...
-    3:1     F:maj      # ... or BAR:BEAT, both 1-based (bar 3, beat 1), beats as the file's meter counts them
+    3:1     F:maj      # ... or BAR:BEAT, both 1-based (bar 3, beat 1), beats as the file's meter counts them;
+                       # a pickup (anacrusis) is bar 0, its beats counted from its own start
     4:3     G7/B       # CHORD: lead-sheet (Am7, G7/B, F#dim) or Harte (A:min7, G:7/3) symbols; N = no chord
     5:1     C#m(add9)  # qualities outside the vocabulary (7sus4, add9, 7b9, 6, 13 ...) map to the nearest
 
@@ -31,10 +32,13 @@ def _step_of(token: str, grid: Grid, where: str, path: Path) -> int:
     m = _BAR_BEAT.match(token)
     if m:
         bar, beat = int(m.group(1)), int(m.group(2))
-        if not 1 <= bar <= len(grid.bar_starts):
-            raise StripeError(f"{where}: bar {bar} is outside the song (bars 1-{len(grid.bar_starts)})", path)
-        start = grid.bar_starts[bar - 1]
-        end = grid.bar_starts[bar] if bar < len(grid.bar_starts) else grid.n_steps
+        first = 0 if grid.pickup else 1  # a pickup bar is bar 0
+        if not first <= bar < len(grid.bar_starts) + first:
+            raise StripeError(f"{where}: bar {bar} is outside the song (bars {first}-{len(grid.bar_starts) - 1 + first})",
+                              path)
+        index = bar - first
+        start = grid.bar_starts[index]
+        end = grid.bar_starts[index + 1] if index + 1 < len(grid.bar_starts) else grid.n_steps
         beats = [b for b in grid.beat_starts if start <= b < end] or [start]
         if not 1 <= beat <= len(beats):
             raise StripeError(f"{where}: bar {bar} has {len(beats)} beats, not {beat}", path)

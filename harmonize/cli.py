@@ -112,6 +112,9 @@ def harmonize(
     ignore_file_chords: bool = typer.Option(
         False, "--ignore-file-chords", help="Do not use a chord track found in the file: let the chord stage "
         "write the chords (by default a file's own chords are kept and only the accompaniment is generated)."),
+    pickup: float | None = typer.Option(
+        None, "--pickup", help="Beats of upbeat before the first bar line (0: none). Default: detected from the "
+        "melody's accents against the meter."),
     chords_only: bool = typer.Option(False, "--chords-only", help="Only chords: skip the accompaniment stage."),
     no_accompaniment: bool = typer.Option(False, "--no-accompaniment", help="Same as --chords-only."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
@@ -128,7 +131,7 @@ def harmonize(
         midi, output, model=model, melody_track=melody_track, key=key, chords_file=chords,
         temperature=temperature, seed=seed, candidates=candidates, density=density, device=device,
         force=force, chords_only=chords_only, no_accompaniment=no_accompaniment, musicxml=musicxml,
-        threads=threads, ignore_file_chords=ignore_file_chords,
+        threads=threads, ignore_file_chords=ignore_file_chords, pickup=pickup,
     )
     if as_json:
         import json
@@ -140,8 +143,9 @@ def harmonize(
     console = Console(highlight=False)
     for s in summaries:
         head = " ".join(s["chords"][:8]) + (" ..." if len(s["chords"]) > 8 else "")
+        pickup = f", pickup of {s['pickup_beats']:g} beat(s) ({s['pickup_source']})" if s["pickup_beats"] else ""
         console.print(f"wrote {s['output']}: key {s['key']} ({s['key_source']}), {s['n_chords']} chords "
-                      f"({head}) from {s['chord_source']}, {s['n_accompaniment_notes']} accompaniment notes",
+                      f"({head}) from {s['chord_source']}, {s['n_accompaniment_notes']} accompaniment notes{pickup}",
                       markup=False)
 
 

@@ -47,6 +47,7 @@ def run_harmonize(
     musicxml: Path | None = None,
     threads: int = 1,
     ignore_file_chords: bool = False,
+    pickup: float | None = None,
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate."""
     from .midi import check_output, melody_track_arg, read_song, write_harmonized, write_musicxml
@@ -67,6 +68,10 @@ def run_harmonize(
         temperature = 0.5  # several candidates only differ when chords are sampled; 0.5 stays musical
 
     song = read_song(input_path, melody_track=melody_track_arg(melody_track))
+    from .pickup import beat_steps, pickup_steps, with_pickup
+
+    n_pickup, pickup_how = pickup_steps(song, pickup)
+    song = with_pickup(song, n_pickup)
     from .pipeline import HarmonizeOptions, Harmonizer
     from .spelling import harte_symbol, key_name
     from .structure import parse_key
@@ -108,6 +113,8 @@ def run_harmonize(
             "key": key_name(result.key),
             "key_source": result.key_source,
             "chord_source": chord_source,
+            "pickup_beats": n_pickup / beat_steps(song.grid),
+            "pickup_source": pickup_how,
             "chords": [harte_symbol(c.chord, result.key) for c in result.chords],  # spelled for the key
             "n_chords": len(result.chords),
             "n_accompaniment_notes": len(result.accompaniment or []),

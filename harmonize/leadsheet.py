@@ -79,12 +79,28 @@ def write_lead_sheet(song: Song, chords: list[ChordSpan] | None, out_path: str |
     part.id = "melody"
     prev_ts = None
     i = 0  # first melody note that may still sound
+    n_bars = len(bounds) - 1
+
+    def full_length(step: int) -> int:
+        num, den = _nominal_meter(grid, step)
+        return round(num * 16 / den)
+
+    # a short first bar before full ones is a pickup (bar 0); a short last bar is the rest of the tune
+    pickup = n_bars > 1 and bounds[1] - bounds[0] < full_length(0) and bounds[2] - bounds[1] == full_length(0)
     for b, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
         if hi <= lo:
             continue
-        measure = stream.Measure(number=b + (1 if grid.bar_starts[0] == 0 else 0))
+        measure = stream.Measure(number=b if pickup else b + 1)
         nominal = _nominal_meter(grid, lo)
-        ts = nominal if round(nominal[0] * 16 / nominal[1]) == hi - lo else _meter_for_length(hi - lo)
+        short = hi - lo < full_length(lo)
+        if (b == 0 and pickup) or (b == n_bars - 1 and short and b > 0):
+            ts = nominal  # written in the tune's meter, as an incomplete bar
+            if b == 0:
+                measure.paddingLeft = (full_length(lo) - (hi - lo)) * q
+            else:
+                measure.paddingRight = (full_length(lo) - (hi - lo)) * q
+        else:
+            ts = nominal if full_length(lo) == hi - lo else _meter_for_length(hi - lo)
         if ts != prev_ts:
             measure.timeSignature = meter.TimeSignature(f"{ts[0]}/{ts[1]}")
             prev_ts = ts

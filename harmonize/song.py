@@ -66,6 +66,7 @@ class Grid:
     bar_starts: list[int]
     beat_starts: list[int]
     time_signatures: list[tuple[int, int, int]] = field(default_factory=list)
+    pickup: bool = False  # bar_starts[0] is a pickup (bar 0 to a musician; numbering starts at the next)
 
     @property
     def n_steps(self) -> int:

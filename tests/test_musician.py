@@ -175,3 +175,66 @@ def test_lead_sheet_title_from_the_files_name_meta(model_dir, tmp_path):
     res = run("harmonize", src, "-o", tmp_path / "o.mid", "--model", model_dir, "--chords-only", "--musicxml", xml)
     assert res.exit_code == 0, res.output
     assert converter.parse(str(xml), forceSource=True).metadata.bestTitle == "Scarborough Fair"
+
+
+def _pickup_tune(path, bars=6):
+    """3/4 at tick 0 with a one-beat upbeat: the true bars start on step 4 with a half note."""
+    from midi_factory import Track, make_midi, steps
+
+    notes = [(0, 4, 67)]
+    for b in range(bars):
+        s = 4 + 12 * b
+        notes += [(s, s + 8, 72 + (b % 3)), (s + 8, s + 12, 71)]
+    return make_midi(path, [Track("Melody", steps(notes))], time_signatures=[(0, 3, 4)])
+
+
+def test_pickup_detected_and_overridden(model_dir, tmp_path):
+    src = _pickup_tune(tmp_path / "tune.mid")
+    chords = tmp_path / "c.txt"
+    chords.write_text("0:1 G\n1:1 C\n2:1 F\n")  # bar 0 is the pickup
+    base = ("harmonize", src, "--model", model_dir, "--chords", chords, "--json")
+    res = run(*base, "-o", tmp_path / "a.mid")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)[0]
+    assert (summary["pickup_beats"], summary["pickup_source"]) == (1, "detected")
+    import mido
+
+    mid = mido.MidiFile(str(tmp_path / "a.mid"))
+    ticks = []
+    for track in mid.tracks:
+        now = 0
+        for m in track:
+            now += m.time
+            if m.type == "marker":
+                ticks.append((now, m.text))
+    assert ticks == [(0, "G"), (480, "C"), (480 + 3 * 480, "F")]  # chords on the true downbeats
+    plain = ("harmonize", src, "--model", model_dir, "--json", "--chords-only")
+    none = run(*plain, "-o", tmp_path / "b.mid", "--pickup", "0")
+    assert json.loads(none.stdout)[0]["pickup_beats"] == 0
+    off = run(*base, "-o", tmp_path / "b2.mid", "--pickup", "0")  # no pickup: no bar 0 either
+    assert off.exit_code == 2 and "bar 0 is outside the song (bars 1-" in off.output
+    two = run(*plain, "-o", tmp_path / "c.mid", "--pickup", "2")
+    assert json.loads(two.stdout)[0]["pickup_source"] == "given"
+    bad = run(*plain, "-o", tmp_path / "d.mid", "--pickup", "3")
+    assert bad.exit_code == 2 and "pickup" in bad.output and "Traceback" not in bad.output
+    text = run("harmonize", src, "--model", model_dir, "-o", tmp_path / "e.mid", "--chords-only")
+    assert "pickup of 1 beat(s) (detected)" in text.output
+
+
+def test_no_pickup_on_a_plain_tune(model_dir, melody, tmp_path):
+    res = run("harmonize", melody, "-o", tmp_path / "a.mid", "--model", model_dir, "--json")
+    assert json.loads(res.stdout)[0]["pickup_beats"] == 0
+
+
+def test_lead_sheet_writes_the_pickup_as_bar_0(model_dir, tmp_path):
+    from music21 import converter
+
+    src = _pickup_tune(tmp_path / "tune.mid")
+    xml = tmp_path / "lead.musicxml"
+    res = run("harmonize", src, "-o", tmp_path / "o.mid", "--model", model_dir, "--chords-only", "--musicxml", xml)
+    assert res.exit_code == 0, res.output
+    part = converter.parse(str(xml), forceSource=True).parts[0]
+    measures = list(part.getElementsByClass("Measure"))
+    assert measures[0].number == 0 and measures[1].number == 1
+    assert [t.ratioString for t in part.recurse().getElementsByClass("TimeSignature")] == ["3/4"]
+    assert measures[0].duration.quarterLength == 1.0 and measures[1].duration.quarterLength == 3.0
