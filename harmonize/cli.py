@@ -140,13 +140,18 @@ def harmonize(
         return
     from rich.console import Console
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # one line per file, never wrapped
     for s in summaries:
         head = " ".join(s["chords"][:8]) + (" ..." if len(s["chords"]) > 8 else "")
         pickup = f", pickup of {s['pickup_beats']:g} beat(s) ({s['pickup_source']})" if s["pickup_beats"] else ""
         console.print(f"wrote {s['output']}: key {s['key']} ({s['key_source']}), {s['n_chords']} chords "
                       f"({head}) from {s['chord_source']}, {s['n_accompaniment_notes']} accompaniment notes{pickup}",
                       markup=False)
+        stages = s.get("stage_models") or {}
+        if len(set(stages.values())) > 1:
+            console.print("models: " + ", ".join(f"{k} from {v}" for k, v in stages.items()), markup=False)
+        for note in s.get("notes", ()):
+            console.print(f"note: {note}", markup=False)
 
 
 @app.command()

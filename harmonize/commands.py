@@ -48,8 +48,10 @@ def run_harmonize(
     threads: int = 1,
     ignore_file_chords: bool = False,
     pickup: float | None = None,
+    harmonizer=None,
 ) -> list[dict]:
-    """Harmonize one file; returns one summary dict per written candidate."""
+    """Harmonize one file; returns one summary dict per written candidate. ``harmonizer``: an already
+    loaded ``pipeline.Harmonizer`` (many files share one; ``model``, ``device``, ``threads`` are then unused)."""
     from .midi import check_output, melody_track_arg, read_song, write_harmonized, write_musicxml
 
     if candidates < 1:
@@ -64,8 +66,11 @@ def run_harmonize(
     xml_outs = candidate_paths(musicxml, candidates) if musicxml else []
     for out in xml_outs:
         check_output(Path(input_path), out, force)
+    notes = []
     if candidates > 1 and temperature == 0:
         temperature = 0.5  # several candidates only differ when chords are sampled; 0.5 stays musical
+    elif seed != 0 and temperature == 0:
+        notes.append("--seed has no effect without sampling (--temperature > 0 or --candidates > 1)")
 
     song = read_song(input_path, melody_track=melody_track_arg(melody_track))
     from .pickup import beat_steps, pickup_steps, with_pickup
@@ -90,11 +95,12 @@ def run_harmonize(
         chord_source = f"the file's chord track {track!r}" if track else "chord stage"
     else:
         chord_source = "chord stage"
-    if threads:
-        import torch
+    if harmonizer is None:
+        if threads:
+            import torch
 
-        torch.set_num_threads(threads)
-    harmonizer = Harmonizer.load(model, device=device)
+            torch.set_num_threads(threads)
+        harmonizer = Harmonizer.load(model, device=device)
     summaries = []
     for i, out in enumerate(outs):
         opts = HarmonizeOptions(key=user_key, chords=user_chords, temperature=temperature, seed=seed + i,
@@ -119,8 +125,33 @@ def run_harmonize(
             "n_chords": len(result.chords),
             "n_accompaniment_notes": len(result.accompaniment or []),
             "model": harmonizer.source,
+            "stage_models": getattr(harmonizer, "stage_sources", {}),
+            "chord_times": chord_times(result.chords, song.grid, result.key),
+            "notes": notes,
         })
     return summaries
+
+
+def chord_times(chords, grid, key) -> list[dict]:
+    """Chords for ``--json``: symbol (spelled for the key), start/end in seconds and as BAR:BEAT (as chord
+    files write them: 1-based, a pickup bar is bar 0)."""
+    from .spelling import harte_symbol
+
+    def bar_beat(step: int) -> str:
+        import bisect
+
+        b = max(0, bisect.bisect_right(grid.bar_starts, step) - 1)
+        lo = grid.bar_starts[b]
+        beats = [x for x in grid.beat_starts if lo <= x <= step]
+        text = f"{b + (0 if grid.pickup else 1)}:{max(1, len(beats))}"
+        off = step - (beats[-1] if beats else lo)
+        return text + (f"+{off}/16" if off else "")
+
+    times = grid.step_to_time([x for c in chords for x in (c.start, c.end)])
+    return [{"chord": harte_symbol(c.chord, key), "start": round(float(times[2 * i]), 4),
+             "end": round(float(times[2 * i + 1]), 4), "start_bar_beat": bar_beat(c.start),
+             "end_bar_beat": bar_beat(c.end) if c.end < grid.n_steps else "end"}
+            for i, c in enumerate(chords)]
 
 
 def save_json(obj, path: Path | None) -> str:

@@ -238,3 +238,33 @@ def test_lead_sheet_writes_the_pickup_as_bar_0(model_dir, tmp_path):
     assert measures[0].number == 0 and measures[1].number == 1
     assert [t.ratioString for t in part.recurse().getElementsByClass("TimeSignature")] == ["3/4"]
     assert measures[0].duration.quarterLength == 1.0 and measures[1].duration.quarterLength == 3.0
+
+
+def test_json_chords_have_seconds_and_bar_beat(model_dir, melody, tmp_path):
+    chords = tmp_path / "c.txt"
+    chords.write_text("1:1 C\n1:3 Am\n2:1 F\n")
+    res = run("harmonize", melody, "-o", tmp_path / "a.mid", "--model", model_dir, "--chords", chords, "--json")
+    assert res.exit_code == 0, res.output
+    times = json.loads(res.stdout)[0]["chord_times"]
+    # song_file: 120 bpm, 4/4: a beat is 0.5 s, a bar 2 s
+    assert times[0] == {"chord": "C:maj", "start": 0.0, "end": 1.0, "start_bar_beat": "1:1", "end_bar_beat": "1:3"}
+    assert times[1]["chord"] == "A:min" and times[1]["start"] == 1.0 and times[1]["end_bar_beat"] == "2:1"
+    assert times[2]["start"] == 2.0 and times[2]["end_bar_beat"] == "end"
+
+
+def test_seed_without_sampling_says_it_has_no_effect(model_dir, melody, tmp_path):
+    res = run("harmonize", melody, "-o", tmp_path / "a.mid", "--model", model_dir, "--seed", "7")
+    assert res.exit_code == 0 and "--seed has no effect without sampling" in res.output
+    sampled = run("harmonize", melody, "-o", tmp_path / "b.mid", "--model", model_dir, "--seed", "7",
+                  "--temperature", "1")
+    assert sampled.exit_code == 0 and "no effect" not in sampled.output
+
+
+def test_summary_names_each_stages_model(model_dir, melody, tmp_path):
+    stage = model_dir / "accompaniment"
+    res = run("harmonize", melody, "-o", tmp_path / "a.mid", "--model", stage, "--json")
+    assert res.exit_code == 0, res.output
+    stages = json.loads(res.stdout)[0]["stage_models"]
+    assert stages["accompaniment"] == str(stage) and stages["chord"].startswith("bundled:")
+    text = run("harmonize", melody, "-o", tmp_path / "b.mid", "--model", stage)
+    assert f"accompaniment from {stage}" in text.output and "chord from bundled:" in text.output
