@@ -91,8 +91,10 @@ def _root(
 
 @app.command()
 def harmonize(
-    midi: Path = typer.Argument(..., help="The MIDI file with the melody."),
-    output: Path = typer.Option(..., "-o", "--output", help="Where to write the harmonized MIDI file."),
+    midi: list[Path] = typer.Argument(
+        ..., help="The MIDI file with the melody; several files, or a folder, harmonize each into -o OUTDIR/."),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Where to write the harmonized MIDI file (a folder for several inputs)."),
     model: str | None = typer.Option(
         None, "--model", help="Bundled model name, a local model folder, or a Hugging Face Hub repo id "
         "(user/name; the only case that uses the network). Default: the bundled model."),
@@ -125,18 +127,30 @@ def harmonize(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
 ) -> None:
     """Add chords and a piano accompaniment to a melody (the input's own tracks are kept untouched)."""
-    from .commands import run_harmonize
+    options = dict(melody_track=melody_track, key=key, temperature=temperature, seed=seed, candidates=candidates,
+                   density=density, force=force, chords_only=chords_only, no_accompaniment=no_accompaniment,
+                   ignore_file_chords=ignore_file_chords, pickup=pickup)
+    from .batch import is_batch
 
-    summaries = run_harmonize(
-        midi, output, model=model, melody_track=melody_track, key=key, chords_file=chords,
-        temperature=temperature, seed=seed, candidates=candidates, density=density, device=device,
-        force=force, chords_only=chords_only, no_accompaniment=no_accompaniment, musicxml=musicxml,
-        threads=threads, ignore_file_chords=ignore_file_chords, pickup=pickup,
-    )
+    failures: list[str] = []
+    if is_batch(midi):
+        from .batch import run_batch
+
+        if chords is not None:
+            raise StripeError("--chords belongs to one song: leave it out when harmonizing several files")
+        summaries, failures = run_batch(midi, output, musicxml=musicxml, model=model, device=device,
+                                        threads=threads, quiet=as_json, **options)
+    else:
+        from .commands import run_harmonize
+
+        summaries = run_harmonize(midi[0], output, model=model, chords_file=chords, device=device,
+                                  musicxml=musicxml, threads=threads, **options)
     if as_json:
         import json
 
         sys.stdout.write(json.dumps(summaries, indent=2) + "\n")
+        if failures:
+            raise typer.Exit(1)
         return
     from rich.console import Console
 
@@ -152,6 +166,10 @@ def harmonize(
             console.print("models: " + ", ".join(f"{k} from {v}" for k, v in stages.items()), markup=False)
         for note in s.get("notes", ()):
             console.print(f"note: {note}", markup=False)
+    if failures:
+        console.print(f"{len(failures)} of {len(failures) + len({s['input'] for s in summaries})} files failed "
+                      "(listed above)", markup=False)
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -115,6 +115,7 @@ def run_harmonize(
             write_musicxml(song, result.chords, xml_outs[i], force=force, key=result.key,
                            title=title_of(input_path, song))
         summaries.append({
+            "input": str(input_path),
             "output": str(out),
             "key": key_name(result.key),
             "key_source": result.key_source,

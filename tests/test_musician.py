@@ -268,3 +268,39 @@ def test_summary_names_each_stages_model(model_dir, melody, tmp_path):
     assert stages["accompaniment"] == str(stage) and stages["chord"].startswith("bundled:")
     text = run("harmonize", melody, "-o", tmp_path / "b.mid", "--model", stage)
     assert f"accompaniment from {stage}" in text.output and "chord from bundled:" in text.output
+
+
+def test_many_files_one_model_load_one_line_per_failure(model_dir, tmp_path, monkeypatch):
+    from harmonize.pipeline import Harmonizer
+
+    loads = []
+    real = Harmonizer.load.__func__
+    monkeypatch.setattr(Harmonizer, "load", classmethod(lambda cls, *a, **k: loads.append(1) or real(cls, *a, **k)))
+    a = song_file(tmp_path / "a.mid", bars=4)
+    b = song_file(tmp_path / "b.mid", bars=4)
+    bad = tmp_path / "bad.mid"
+    bad.write_text("not midi")
+    out = tmp_path / "out"
+    res = run("harmonize", a, bad, b, "-o", f"{out}/", "--model", model_dir, "--musicxml", f"{tmp_path / 'xml'}/")
+    assert res.exit_code == 1
+    assert (out / "a.mid").exists() and (out / "b.mid").exists() and not (out / "bad.mid").exists()
+    assert (tmp_path / "xml" / "a.musicxml").exists()
+    failed = [line for line in res.output.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1 and "bad.mid" in failed[0]
+    assert "1 of 3 files failed" in res.output and len(loads) == 1
+    # a folder in, JSON out, every file fine: exit 0
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("x", "y"):
+        song_file(folder / f"{name}.mid", bars=4)
+    res = run("harmonize", folder, "-o", f"{tmp_path / 'out2'}/", "--model", model_dir, "--json")
+    assert res.exit_code == 0, res.output
+    assert sorted(s["output"] for s in json.loads(res.stdout)) == [
+        str(tmp_path / "out2" / "x.mid"), str(tmp_path / "out2" / "y.mid")]
+
+
+def test_many_files_need_an_output_folder(model_dir, tmp_path):
+    a = song_file(tmp_path / "a.mid", bars=4)
+    b = song_file(tmp_path / "b.mid", bars=4)
+    res = run("harmonize", a, b, "-o", tmp_path / "o.mid", "--model", model_dir)
+    assert res.exit_code == 2 and "must be a folder" in res.output
