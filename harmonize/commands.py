@@ -280,7 +280,9 @@ def print_report(report: dict) -> None:
     if not console.is_terminal:
         console = Console(highlight=False, width=160)  # a log file: no 80-column truncation
     cfg = report["config"]
-    console.print(f"split {cfg['split']} of {cfg['data']}: {report['counts']}", markup=False)
+    counts = report["counts"]
+    console.print(f"split {cfg['split']} of {cfg['data']}: " + ", ".join(f"{v} {k}" for k, v in counts.items()),
+                  markup=False)
     if report.get("chords"):
         table = Table(title="chords (one per beat)")
         cols = list(next(iter(report["chords"].values())).keys())
@@ -292,7 +294,9 @@ def print_report(report: dict) -> None:
         console.print(table)
     for title, rows in (("accompaniment", report.get("accompaniment")),):
         if rows:
-            table = Table(title=f"{title}, {cfg['length']}-bar windows (threshold {report['binarization']})")
+            binar = report.get("binarization") or {}
+            table = Table(title=f"{title}, {cfg['length']}-bar windows (binarization: "
+                          + ", ".join(f"{k} {v:g}" for k, v in binar.items()) + ")")
             cols = list(next(iter(rows.values())).keys())
             table.add_column("condition")
             for c in cols:

@@ -304,3 +304,19 @@ def test_many_files_need_an_output_folder(model_dir, tmp_path):
     b = song_file(tmp_path / "b.mid", bars=4)
     res = run("harmonize", a, b, "-o", tmp_path / "o.mid", "--model", model_dir)
     assert res.exit_code == 2 and "must be a folder" in res.output
+
+
+def test_eval_shows_a_progress_bar_and_tables_without_dicts(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent / "fixtures" / "pop909_mini"
+    model = tiny_harmonizer(tmp_path / "h")
+    monkeypatch.setenv("STRIPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich draws its bar as on a terminal
+    monkeypatch.setenv("COLUMNS", "200")
+    res = runner.invoke(app, ["eval", "--data", str(fixtures), "--split", "train", "--model", str(model),
+                              "--length", "8", "--max-songs", "2"])
+    assert res.exit_code == 0, res.output
+    assert "{" not in res.stdout and "'" not in res.stdout  # no Python dicts
+    assert "threshold 0.5, gap 1" in res.stdout and "2 songs" in res.stdout
+    assert "accompaniment" in res.stderr and "2/2" in res.stderr  # the per-song bar
