@@ -320,3 +320,12 @@ def test_eval_shows_a_progress_bar_and_tables_without_dicts(tmp_path, monkeypatc
     assert "{" not in res.stdout and "'" not in res.stdout  # no Python dicts
     assert "threshold 0.5, gap 1" in res.stdout and "2 songs" in res.stdout
     assert "accompaniment" in res.stderr and "2/2" in res.stderr  # the per-song bar
+
+
+def test_readme_install_matches_ci_and_gives_the_cpu_wheel():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme, ci = (root / "README.md").read_text(), (root / ".ci" / "run").read_text()
+    assert "pip install -q torch==2.13.0\n" in ci and "pip install torch==2.13.0 && pip install ." in readme
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in readme
