@@ -416,38 +416,10 @@ def _print_labels(report: dict) -> None:
 
 
 def plot_labels(song, structure, report: dict, out: Path) -> None:
-    """Melody pianoroll with bar lines, repetition letters and chord symbols under it, as a PNG."""
-    try:
-        import matplotlib
+    """Melody pianoroll in rows of bars with repetition letters and chord symbols: ``labelplot``."""
+    from .labelplot import plot_labels as draw
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise StripeError("--plot needs matplotlib: pip install 'stripe-harmonizer[plot]'") from None
-    if not out.parent.exists():
-        raise StripeError(f"output folder {str(out.parent)!r} does not exist", out)
-    grid = song.grid
-    pitches = [n.pitch for n in song.melody] or [60]
-    lo, hi = min(pitches) - 2, max(pitches) + 2
-    fig, ax = plt.subplots(figsize=(max(6.0, min(60.0, grid.n_steps / 16)), 4))
-    for n in song.melody:
-        ax.broken_barh([(n.start, n.end - n.start)], (n.pitch - 0.4, 0.8), color="tab:blue")
-    for bar in report["bars"]:
-        x = bar["start_step"]
-        ax.axvline(x, color="0.8", lw=0.8, zorder=0)
-        ax.text(x + 0.5, lo - 1.5, bar["rep"], fontsize=9, weight="bold", va="top")
-        beats = [b for b in grid.beat_starts if x <= b < x + bar["steps"]] or [x]
-        for c in bar["chords"]:
-            ax.text(beats[min(c["beat"], len(beats)) - 1] + 0.5, lo - 3.5, c["chord"], fontsize=7, va="top")
-    ax.set_xlim(0, grid.n_steps)
-    ax.set_ylim(lo - 5, hi)
-    ax.set_xlabel("16th steps")
-    ax.set_ylabel("pitch")
-    ax.set_title(f"{Path(report['file']).name}: {report['key']} ({report['key_source']}), "
-                 f"melody track {report['melody_track']}")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    draw(song, structure, report, out)
 
 
 def main() -> None:

@@ -329,3 +329,14 @@ def test_readme_install_matches_ci_and_gives_the_cpu_wheel():
     readme, ci = (root / "README.md").read_text(), (root / ".ci" / "run").read_text()
     assert "pip install -q torch==2.13.0\n" in ci and "pip install torch==2.13.0 && pip install ." in readme
     assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in readme
+
+
+def test_labels_plot_of_a_100_bar_song_is_rows_of_bars(tmp_path):
+    import struct
+
+    path = song_file(tmp_path / "long.mid", bars=100)
+    out = tmp_path / "labels.png"
+    res = runner.invoke(app, ["labels", str(path), "--plot", str(out)])
+    assert res.exit_code == 0, res.output
+    width, height = struct.unpack(">II", out.read_bytes()[16:24])  # the PNG IHDR chunk
+    assert width <= 1600 and 13 * 150 <= height <= 4000  # 13 rows of 8 bars, not a 6000-px strip
