@@ -340,3 +340,15 @@ def test_labels_plot_of_a_100_bar_song_is_rows_of_bars(tmp_path):
     assert res.exit_code == 0, res.output
     width, height = struct.unpack(">II", out.read_bytes()[16:24])  # the PNG IHDR chunk
     assert width <= 1600 and 13 * 150 <= height <= 4000  # 13 rows of 8 bars, not a 6000-px strip
+
+
+def test_folk_example_has_a_detected_pickup(tmp_path):
+    from pathlib import Path
+
+    melody = Path(__file__).resolve().parent.parent / "examples" / "folk_zwei_koenigskinder_melody.mid"
+    from harmonize.midi import read_song
+    from harmonize.pickup import beat_steps, detect_pickup
+
+    song = read_song(melody)
+    assert detect_pickup(song) == beat_steps(song.grid)  # one beat of upbeat
+    assert (melody.parent / "folk_zwei_koenigskinder_lead.musicxml").exists()
