@@ -223,8 +223,8 @@ def train(
     )
     explicit = {k for k in cli_values
                 if getattr(ctx.get_parameter_source(_param_name(k)), "name", "") == "COMMANDLINE"}
-    cfg = build_train_config(cli_values, config, explicit)
-    run_train(cfg, resume=resume)
+    cfg = build_train_config(cli_values, config, explicit, resume=resume)
+    run_train(cfg, resume=resume, explicit=explicit)
 
 
 def _param_name(field: str) -> str:

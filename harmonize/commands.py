@@ -177,8 +177,8 @@ def _read_config_file(path: Path) -> dict:
         raise StripeError(f"unreadable config ({err.__class__.__name__}: {err})", path) from None
 
 
-def build_train_config(cli_values: dict, config_file: Path | None, explicit: set[str]):
-    """Defaults < config file < flags given on the command line."""
+def build_train_config(cli_values: dict, config_file: Path | None, explicit: set[str], resume: bool = False):
+    """Defaults < config file < flags given on the command line (with ``resume``, the run's own data)."""
     import dataclasses
 
     from .train import TrainConfig
@@ -193,6 +193,10 @@ def build_train_config(cli_values: dict, config_file: Path | None, explicit: set
         for k, v in from_file.items():
             if k not in explicit:
                 values[k] = v
+    if values.get("data") is None and resume and values.get("out") is not None:
+        from .resume import saved_data
+
+        values["data"] = saved_data(Path(values["out"]))  # the run knows its data: --data may be left out
     if values.get("data") is None:
         found = default_data_dir()
         if found is None:
@@ -220,12 +224,17 @@ def _validate_choices(values: dict) -> None:
         raise StripeError(f"--inputs must be a comma-separated subset of {', '.join(INPUT_BLOCKS)}")
 
 
-def run_train(cfg, resume: bool = False):
+def run_train(cfg, resume: bool = False, explicit: set[str] | None = None):
     from rich.console import Console
 
     from .train import train
 
     console = Console(stderr=True, highlight=False)
+    if resume and explicit is not None:
+        from .resume import apply_overrides
+
+        for change in apply_overrides(cfg, explicit):
+            console.print(f"resuming with {change}", markup=False)
     shown, verb = cfg, "training"
     if resume:  # train() takes the run's saved config, not the flags: show that one
         verb = "resuming"

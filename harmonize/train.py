@@ -275,6 +275,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
     from .model.checkpoint import save_model
     from .model.transformer import StructureTransformer
 
+    started = time.perf_counter()  # --max-minutes counts everything: loading, training, validation, saving
     run = Path(cfg.out)
     cfg_path = run / "train_config.json"
     if resume:
@@ -292,8 +293,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    train_set = make_dataset(cfg, load_encoded(cfg, "train", cfg.max_songs), train=True)
-    val_set = make_dataset(cfg, load_encoded(cfg, "val", cfg.val_max_songs), train=False)
+    with _status(progress, "loading the training songs"):
+        train_set = make_dataset(cfg, load_encoded(cfg, "train", cfg.max_songs), train=True)
+    with _status(progress, "loading the validation songs"):
+        val_set = make_dataset(cfg, load_encoded(cfg, "val", cfg.val_max_songs), train=False)
 
     model = StructureTransformer(model_config_for(cfg)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -309,12 +312,31 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
     total_steps = cfg.max_steps or cfg.epochs * n_batches
     log_file = (run / "log.jsonl").open("a")
     bar = _progress(progress)
-    task = bar.add_task("training", total=total_steps, completed=step, info="") if bar else None
-    started, start_step = time.perf_counter(), step
+    deadline = started + 60 * cfg.max_minutes if cfg.max_minutes else None
+    task = bar.add_task("training", total=total_steps, completed=step, info="", deadline=deadline) if bar else None
+    loop_started, start_step = time.perf_counter(), step
     model.train()
+    # time kept back for the work after the last step (a validation pass, the checkpoint, the final model):
+    # estimated from the step time until a validation has been timed, then measured
+    timing = {"validate": None, "save": 0.0}
+
+    def reserve() -> float:
+        per_step = (time.perf_counter() - loop_started) / max(step - start_step, 1)
+        val = timing["validate"]
+        if val is None:  # a forward pass over the val set costs about a third of a training step per batch
+            val = per_step * math.ceil(len(val_set) / cfg.batch_size) / 3
+        return val + 2 * timing["save"] + per_step
 
     def out_of_time() -> bool:
-        return bool(cfg.max_minutes) and time.perf_counter() - started > 60 * cfg.max_minutes
+        return deadline is not None and time.perf_counter() + reserve() > deadline
+
+    def timed_validate():
+        if bar:
+            bar.update(task, info="validating ...")
+        t = time.perf_counter()
+        out = validate(model, val_set, cfg, device)
+        timing["validate"] = time.perf_counter() - t
+        return out
 
     def checkpoint_now():
         save_checkpoint(run, model, optimizer,
@@ -352,7 +374,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
                 step += 1
                 batch_pos = i + 1
                 if step % cfg.log_every == 0 or step == 1:
-                    rate = (step - start_step) / max(time.perf_counter() - started, 1e-9)
+                    rate = (step - start_step) / max(time.perf_counter() - loop_started, 1e-9)
                     rec = {"step": step, "epoch": epoch, "loss": round(loss.item(), 5), "lr": lr,
                            "steps_per_s": round(rate, 3)}
                     log_file.write(json.dumps(rec) + "\n")
@@ -369,7 +391,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
             else:
                 epoch += 1
                 batch_pos = 0
-                rec = {"epoch": epoch, "step": step, **validate(model, val_set, cfg, device)}
+                rec = {"epoch": epoch, "step": step, **timed_validate()}
                 history.append(rec)
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
@@ -377,11 +399,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
                     bar.console.print(
                         "epoch " + str(epoch) + ": " + "  ".join(f"{k} {v:.4f}" for k, v in rec.items()
                                                                if isinstance(v, float)))
+                t_save = time.perf_counter()
                 checkpoint_now()
+                timing["save"] = time.perf_counter() - t_save
                 continue
             break  # max_steps reached inside the epoch
         if not history or history[-1]["step"] != step:
-            history.append({"epoch": epoch, "step": step, **validate(model, val_set, cfg, device)})
+            history.append({"epoch": epoch, "step": step, **timed_validate()})
             log_file.write(json.dumps(history[-1]) + "\n")
         checkpoint_now()
         final = run / "final"
@@ -408,5 +432,30 @@ def _progress(enabled: bool):
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    class BudgetRemainingColumn(TimeRemainingColumn):
+        """Time left: the steps' ETA, or the --max-minutes budget's end when that comes first."""
+
+        def render(self, task):
+            deadline = task.fields.get("deadline")
+            if deadline is None:
+                return super().render(task)
+            from rich.text import Text
+
+            left = deadline - time.perf_counter()
+            eta = task.time_remaining
+            left = max(0.0, left if eta is None else min(eta, left))
+            return Text(f"{int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}", style="progress.remaining")
+
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+                    BudgetRemainingColumn(), TextColumn("{task.fields[info]}"))
+
+
+def _status(enabled: bool, text: str):
+    """A one-line spinner on stderr while ``text`` happens (loading data); nothing when not enabled."""
+    import contextlib
+
+    if not enabled:
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(text + " ...")

@@ -352,3 +352,56 @@ def test_folk_example_has_a_detected_pickup(tmp_path):
     song = read_song(melody)
     assert detect_pickup(song) == beat_steps(song.grid)  # one beat of upbeat
     assert (melody.parent / "folk_zwei_koenigskinder_lead.musicxml").exists()
+
+
+TRAIN_FLAGS = ["--d-model", "16", "--layers", "1", "--heads", "2", "--batch-size", "4", "--bars", "4",
+               "--epochs", "3", "--threads", "1", "--device", "cpu", "--warmup-steps", "1"]
+
+
+def test_train_resume_without_data_honours_new_max_steps_and_refuses_other_changes(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent / "fixtures" / "pop909_mini"
+    monkeypatch.setenv("STRIPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # no ./pop909 here: --data can only come from the run
+    monkeypatch.delenv("STRIPE_POP909", raising=False)
+    run_dir = tmp_path / "run"
+    first = runner.invoke(app, ["train", "--data", str(fixtures), "--out", str(run_dir), "--max-steps", "2",
+                                *TRAIN_FLAGS])
+    assert first.exit_code == 0, first.output
+    assert "done: 2 steps" in first.output
+    more = runner.invoke(app, ["train", "--out", str(run_dir), "--resume", "--max-steps", "4"])
+    assert more.exit_code == 0, more.output
+    assert "resuming with max_steps 2 -> 4" in more.output and "done: 4 steps" in more.output
+    assert json.loads((run_dir / "train_config.json").read_text())["max_steps"] == 4
+    bad = runner.invoke(app, ["train", "--out", str(run_dir), "--resume", "--pe", "rope_a"])
+    assert bad.exit_code == 2 and "--pe cannot change when resuming" in bad.output
+    assert "Traceback" not in bad.output
+
+
+def test_train_budget_counts_loading_validation_and_saving(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent / "fixtures" / "pop909_mini"
+    monkeypatch.setenv("STRIPE_CACHE", str(tmp_path / "cache"))
+    import time
+
+    t = time.perf_counter()
+    res = runner.invoke(app, ["train", "--data", str(fixtures), "--out", str(tmp_path / "r"),
+                              "--max-minutes", "0.0005", *TRAIN_FLAGS])  # 30 ms: loading alone is longer
+    assert res.exit_code == 0, res.output
+    assert "done: 0 steps" in res.output and (tmp_path / "r" / "final" / "model.safetensors").exists()
+    assert time.perf_counter() - t < 30
+
+
+def test_train_bar_eta_is_capped_by_the_budget():
+    import time
+
+    from harmonize.train import _progress
+
+    bar = _progress(True)
+    task_id = bar.add_task("training", total=1_000_000, completed=0, info="", deadline=time.perf_counter() + 90)
+    task = bar.tasks[task_id]
+    column = bar.columns[3]
+    text = str(column.render(task))
+    assert text in ("0:01:30", "0:01:29")  # no steps done yet: the budget's end is the only ETA
