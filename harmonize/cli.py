@@ -125,11 +125,14 @@ def harmonize(
         "small model and stays fast on a busy machine."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
+    grid: str = typer.Option(
+        "auto", "--grid", help="auto: the file's own beat grid when its notes sit on it, else beats and bars "
+        "inferred from the notes (the output then gets a tempo map that follows them); file; notes."),
 ) -> None:
     """Add chords and a piano accompaniment to a melody (the input's own tracks are kept untouched)."""
     options = dict(melody_track=melody_track, key=key, temperature=temperature, seed=seed, candidates=candidates,
                    density=density, force=force, chords_only=chords_only, no_accompaniment=no_accompaniment,
-                   ignore_file_chords=ignore_file_chords, pickup=pickup)
+                   ignore_file_chords=ignore_file_chords, pickup=pickup, grid=grid)
     from .batch import is_batch
 
     failures: list[str] = []
@@ -159,7 +162,8 @@ def harmonize(
         head = " ".join(s["chords"][:8]) + (" ..." if len(s["chords"]) > 8 else "")
         pickup = f", pickup of {s['pickup_beats']:g} beat(s) ({s['pickup_source']})" if s["pickup_beats"] else ""
         console.print(f"wrote {s['output']}: key {s['key']} ({s['key_source']}), {s['n_chords']} chords "
-                      f"({head}) from {s['chord_source']}, {s['n_accompaniment_notes']} accompaniment notes{pickup}",
+                      f"({head}) from {s['chord_source']}, {s['n_accompaniment_notes']} accompaniment notes{pickup}"
+                      + (f"; beats inferred from the notes ({s['tempo_bpm']:g} bpm)" if s["grid"] == "notes" else ""),
                       markup=False)
         stages = s.get("stage_models") or {}
         if len(set(stages.values())) > 1:
@@ -245,9 +249,29 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout."),
     json_out: Path | None = typer.Option(None, "--json-out", help="Also save the JSON report to this file."),
     plot: Path | None = typer.Option(None, "--plot", help="Save a bar chart of the metrics as PNG."),
+    end_to_end: bool = typer.Option(
+        False, "--end-to-end", help="Score what `stripe harmonize` gives from each song's melody alone, in a "
+        "file with the song's own timing (raw) and re-timed onto a clean beat grid (grid), model and HMM "
+        "baseline, per annotated beat."),
+    songs: int = typer.Option(0, "--songs", help="With --end-to-end: only the first N songs (0: all; "
+                              "--max-songs works too)."),
+    force: bool = typer.Option(False, "--force", help="With --end-to-end: overwrite an existing --json-out file."),
+    grid: str = typer.Option("auto", "--grid", help="With --end-to-end: read the files as `stripe harmonize "
+                             "--grid` does (auto, file or notes)."),
+    labels: str = typer.Option("pop909", "--labels", help="With --end-to-end: score against POP909's chords "
+                               "(pop909) or POP909-CL's corrected chords (cl)."),
+    cl_data: Path | None = typer.Option(None, "--cl-data", help="With --labels cl: the POP909-CL folder "
+                                        "(default: pop909-cl beside --data)."),
 ) -> None:
     """Score chords (accuracy, CHE, CC, CTD, CTnCTR, PCS, MCTD; model vs HMM baseline vs human) and the
     accompaniment (CS, SSMD, GS, NDD with oracle vs predicted chords) on a POP909 split."""
+    if end_to_end:
+        from .commands import run_end_to_end
+
+        run_end_to_end(data=data, split=split, model=model, songs=songs or max_songs, device=device,
+                       as_json=as_json, json_out=json_out, force=force, grid=grid, labels=labels,
+                       cl_data=cl_data)
+        return
     from .commands import run_eval
 
     run_eval(length=length, data=data, split=split, model=model, max_songs=max_songs,
@@ -271,6 +295,8 @@ def labels(
     plot: Path | None = typer.Option(
         None, "--plot", help="Draw the melody and its labels to this PNG (needs matplotlib)."
     ),
+    grid: str = typer.Option("auto", "--grid", help="auto (the file's grid if its notes sit on it, else "
+                             "inferred from the notes), file or notes."),
 ) -> None:
     """Show what stripe understood of a MIDI file, bar by bar: melody track, meter, tempo, key,
     repetition and chords."""
@@ -282,7 +308,7 @@ def labels(
             given_key = parse_key(key)
         except StripeError as exc:
             raise StripeError(exc.message, "--key") from None
-    song = _read_song(midi, melody_track)
+    song = _read_song(midi, melody_track, grid)
     given_chords = None
     if chords is not None:
         from .chordfile import read_chord_file
@@ -303,10 +329,10 @@ def labels(
 # ----------------------------------------------------------------------------------- labels helpers
 
 
-def _read_song(midi: Path, melody_track: str | None):
-    from .midi import melody_track_arg, read_song
+def _read_song(midi: Path, melody_track: str | None, grid: str = "auto"):
+    from .commands import read_input_song
 
-    return read_song(midi, melody_track=melody_track_arg(melody_track))
+    return read_input_song(midi, melody_track, grid)
 
 
 def rep_letter(i: int) -> str:
@@ -381,6 +407,7 @@ def labels_report(midi: Path, song, structure, chord_file: Path | None = None) -
         "n_steps": int(grid.n_steps),
         "duration_s": round(float(times[-1]), 3),
         "tempo_bpm": round(float(song.tempo_bpm), 2),
+        "grid": song.grid_source,
         "key": structure.key.name,
         "key_source": structure.key_source,
         "local_keys": [{"bar": b + 1, "key": k.name} for b, k in structure.local_keys],
@@ -397,7 +424,8 @@ def _print_labels(report: dict) -> None:
     console.print(f"[bold]{report['file']}[/bold]", markup=True)
     console.print(
         f"melody track: {report['melody_track']}   bars: {report['n_bars']}   "
-        f"length: {report['duration_s']:.1f} s   tempo: {report['tempo_bpm']:g} bpm",
+        f"length: {report['duration_s']:.1f} s   tempo: {report['tempo_bpm']:g} bpm   grid: "
+        + ("inferred from the notes" if report.get("grid") == "notes" else "the file's"),
         markup=False,
     )
     local = ", ".join(f"bar {x['bar']}: {x['key']}" for x in report["local_keys"])

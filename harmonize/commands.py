@@ -29,6 +29,14 @@ def candidate_paths(out: Path, n: int) -> list[Path]:
     return [out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(n)]
 
 
+def read_input_song(input_path: Path, melody_track: str | None = None, grid: str = "auto"):
+    """The ``Song`` that ``stripe harmonize`` reads from a user's file (``stripe eval --end-to-end`` reads
+    its melody-only files through this same function). ``grid``: auto, file or notes."""
+    from .midi import melody_track_arg, read_song
+
+    return read_song(input_path, melody_track=melody_track_arg(melody_track), grid=grid)
+
+
 def run_harmonize(
     input_path: Path,
     output: Path,
@@ -46,13 +54,14 @@ def run_harmonize(
     no_accompaniment: bool = False,
     musicxml: Path | None = None,
     threads: int = 1,
+    grid: str = "auto",
     ignore_file_chords: bool = False,
     pickup: float | None = None,
     harmonizer=None,
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate. ``harmonizer``: an already
     loaded ``pipeline.Harmonizer`` (many files share one; ``model``, ``device``, ``threads`` are then unused)."""
-    from .midi import check_output, melody_track_arg, read_song, write_harmonized, write_musicxml
+    from .midi import check_output, write_harmonized, write_musicxml
 
     if candidates < 1:
         raise StripeError("--candidates must be at least 1")
@@ -72,10 +81,16 @@ def run_harmonize(
     elif seed != 0 and temperature == 0:
         notes.append("--seed has no effect without sampling (--temperature > 0 or --candidates > 1)")
 
-    song = read_song(input_path, melody_track=melody_track_arg(melody_track))
+    song = read_input_song(input_path, melody_track, grid)
+    tempo_map = None
+    if song.grid_source == "notes":  # the output's tempo map follows the inferred beats and bars
+        from .tempo_map import TempoMap
+
+        tempo_map = TempoMap.from_grid(song.grid)
     from .pickup import beat_steps, pickup_steps, with_pickup
 
-    n_pickup, pickup_how = pickup_steps(song, pickup)
+    # bars inferred from the notes already start on the melody's downbeats: detect pickups on file grids only
+    n_pickup, pickup_how = pickup_steps(song, pickup) if pickup is not None or song.grid_source != "notes" else (0, "none")
     song = with_pickup(song, n_pickup)
     from .pipeline import HarmonizeOptions, Harmonizer
     from .spelling import harte_symbol, key_name
@@ -108,7 +123,7 @@ def run_harmonize(
         result = harmonizer(song, opts)
         write_harmonized(input_path, out, result.chords, song.grid,
                          None if chords_only else result.accompaniment, force=force, melody=song.melody,
-                         key=result.key)
+                         key=result.key, tempo_map=tempo_map)
         if xml_outs:
             from .leadsheet import title_of
 
@@ -129,6 +144,8 @@ def run_harmonize(
             "stage_models": getattr(harmonizer, "stage_sources", {}),
             "chord_times": chord_times(result.chords, song.grid, result.key),
             "notes": notes,
+            "grid": song.grid_source,
+            "tempo_bpm": round(float(song.tempo_bpm), 2),
         })
     return summaries
 
@@ -278,6 +295,40 @@ def run_eval(length: int = 16, data: Path | None = None, split: str = "val", mod
         print_report(report)
     if plot is not None:
         plot_report(report, plot)
+    return report
+
+
+def run_end_to_end(data: Path | None = None, split: str = "val", model: str | None = None, songs: int = 0,
+                   device: str = "cpu", as_json: bool = False, json_out: Path | None = None,
+                   force: bool = False, grid: str = "auto", labels: str = "pop909",
+                   cl_data: Path | None = None) -> dict:
+    """``stripe eval --end-to-end``: see ``end_to_end.py``."""
+    from .end_to_end import evaluate_end_to_end, print_end_to_end
+
+    root = data or default_data_dir()
+    if root is None:
+        raise StripeError("no data folder: pass --data pop909/ (a POP909-layout folder)")
+    if songs < 0:
+        raise StripeError("--songs must be 0 (all) or more")
+    if json_out is not None:
+        from .midi import check_output
+
+        check_output(None, Path(json_out), force)
+        if Path(json_out).exists() and not force:
+            raise StripeError("already exists (use --force to overwrite)", json_out)
+    from .midi import GRID_CHOICES
+
+    if grid not in GRID_CHOICES:
+        raise StripeError(f"--grid must be one of {', '.join(GRID_CHOICES)}, not {grid!r}")
+    report = evaluate_end_to_end(root, split=split, model=model, songs=songs, device=device,
+                                 progress=not as_json, grid=grid, labels=labels, cl_data=cl_data)
+    text = save_json(report, json_out)
+    if as_json:
+        import sys
+
+        sys.stdout.write(text + "\n")
+    else:
+        print_end_to_end(report)
     return report
 
 

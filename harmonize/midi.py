@@ -288,6 +288,58 @@ def melody_track_arg(value: str | None) -> str | int | None:
     return int(value) if value.strip().isdigit() else value
 
 
+GRID_CHOICES = ("auto", "file", "notes")
+MIN_NOTES_TO_TRACK = 8  # --grid auto keeps the file's grid below this many notes
+
+
+def notes_grid(pm, instruments) -> tuple[Grid, float]:
+    """A 16th grid on beats and downbeats inferred from the notes (``beats.infer_beats``): every note of
+    the file gives onsets, the pitched ones the downbeat evidence; 3 beats per bar if the file says so."""
+    from .beats import infer_beats
+
+    notes = [n for inst in instruments if not inst.is_drum for n in inst.notes if n.end > n.start]
+    notes.sort(key=lambda n: (n.start, n.pitch))
+    on = np.array([n.start for n in notes])
+    dur = np.array([n.end - n.start for n in notes])
+    meters = sorted(pm.time_signature_changes, key=lambda t: t.time)
+    per_bar = 3 if meters and meters[0].numerator == 3 else 4
+    _, tempi = pm.get_tempo_changes()
+    beats = infer_beats(on, dur, np.array([n.pitch for n in notes]), np.array([n.velocity for n in notes]),
+                        tempo_bpm=float(tempi[0]) if len(tempi) else None, beats_per_bar=per_bar,
+                        start=0.0, end=float((on + dur).max()))
+    grid = Grid.from_beats(beats.times, beats.downbeats)
+    grid.time_signatures = [(0, per_bar, 4)]
+    return grid, beats.tempo_bpm
+
+
+def one_beat_bars(grid: Grid) -> bool:
+    """True when every bar of the file's grid is one beat long (a 1/4 time signature: no bar lines at all,
+    as in POP909's files, whose 16th grid can sit half a beat off the music's beats)."""
+    return len(grid.bar_starts) > 4 and len(grid.bar_starts) == len(grid.beat_starts)
+
+
+def choose_grid(pm, instruments, grid: str) -> bool:
+    """True when the grid is to be inferred from the notes: ``notes``, or ``auto`` and the file's onsets
+    are not on its tick grid (``beats.is_quantized``; a track of 8 notes or more wholly on the grid also
+    makes the file a quantized one, and a file of under 8 notes keeps its grid)."""
+    if grid not in GRID_CHOICES:
+        raise StripeError(f"--grid must be one of {', '.join(GRID_CHOICES)}, not {grid!r}")
+    if grid != "auto":
+        return grid == "notes"
+    from .beats import is_quantized
+
+    per_track = [_times_to_ticks(pm, np.array([n.start for n in inst.notes if n.end > n.start]))
+                 for inst in instruments]
+    per_track = [t for t in per_track if len(t)]
+    if sum(len(t) for t in per_track) < MIN_NOTES_TO_TRACK:  # too few notes to say, or to find beats in
+        return False
+    if is_quantized(np.concatenate(per_track), pm.resolution):
+        return False
+    # one track of 8 notes or more wholly on the grid: the file was written on its grid (other tracks
+    # may be loose on purpose, e.g. strummed pads)
+    return not any(len(t) >= 8 and is_quantized(t, pm.resolution, min_share=0.95) for t in per_track)
+
+
 def read_song(
     path: str | Path,
     melody_track: str | int | None = None,
@@ -295,12 +347,19 @@ def read_song(
     max_notes: int = MAX_NOTES,
     max_tracks: int = MAX_TRACKS,
     max_steps: int = MAX_STEPS,
+    grid: str = "auto",
 ) -> Song:
-    """Read a type 0 or type 1 MIDI file into a ``Song`` on the file's own 16th-note grid.
+    """Read a type 0 or type 1 MIDI file into a ``Song`` on a 16th-note grid.
 
-    ``melody_track`` (a track name, case-insensitive, or an index in the file's instrument list)
-    overrides the automatic choice. Any problem with the file raises ``StripeError(message, path)``.
+    The grid is the file's own (tempo map and time signatures) when its notes sit on its tick grid, or
+    ``grid="file"``; otherwise (or ``grid="notes"``) beats and downbeats are inferred from the notes. With
+    ``auto``, a file whose bars are one beat long (a 1/4 meter: no bar lines) has them inferred too.
+    ``Song.grid_source`` says which: ``file`` or ``notes``. ``melody_track`` (a track name, case-insensitive, or an index in
+    the file's instrument list) overrides the automatic choice. Any problem with the file raises
+    ``StripeError(message, path)``.
     """
+    if grid not in GRID_CHOICES:
+        raise StripeError(f"--grid must be one of {', '.join(GRID_CHOICES)}, not {grid!r}")
     path = Path(path)
     pm = _load_pretty_midi(path, max_bytes)
     instruments = pm.instruments
@@ -336,11 +395,21 @@ def read_song(
     if end_step > max_steps:  # a corrupt delta time or a tiny resolution: refuse before building the grid
         raise StripeError(f"the music lasts {end_step} 16th steps ({end_time / 60:.0f} min), over the limit "
                           f"of {max_steps} steps", path)
+    n_pitched = sum(len(i.notes) for i in instruments if not i.is_drum)
+    inferred = n_pitched > 0 and choose_grid(pm, instruments, grid)
     try:
-        grid = build_grid(pm, end_tick)
+        song_grid, found_bpm = notes_grid(pm, instruments) if inferred else (build_grid(pm, end_tick), None)
     except IndexError:  # pretty_midi's own tick limit, reached by the last bar of an extreme resolution
         raise StripeError("the file's last bar reaches past pretty_midi's tick limit (resolution "
                           f"{pm.resolution} is too fine for a song this long)", path) from None
+    if grid == "auto" and not inferred and n_pitched >= MIN_NOTES_TO_TRACK and one_beat_bars(song_grid):
+        inferred = True  # a grid with no bar lines is a machine's, not the music's: infer beats and bars
+        song_grid, found_bpm = notes_grid(pm, instruments)
+    if song_grid.n_steps > max_steps:
+        raise StripeError(f"the music lasts {song_grid.n_steps} 16th steps on the beats found in it, over the "
+                          f"limit of {max_steps} steps", path)
+    source = "notes" if inferred else "file"
+    grid = song_grid
 
     labels = _track_labels(instruments)
     quantized = [[] if inst.is_drum else _quantize([n for n in inst.notes if n.end > n.start], grid)
@@ -362,9 +431,10 @@ def read_song(
         bridge=bridge,
         chords=None,
         key=None,
-        tempo_bpm=float(tempi[0]) if len(tempi) else 120.0,
+        tempo_bpm=found_bpm if found_bpm is not None else float(tempi[0]) if len(tempi) else 120.0,
         melody_track=labels[melody_index],
         others=others,
+        grid_source=source,
     )
 
 
@@ -487,12 +557,15 @@ def write_harmonized(
     accompaniment_program: int = 0,
     melody: list[Note] | None = None,
     key: Key | None = None,
+    tempo_map=None,
 ) -> Path:
     """Copy the source MIDI, untouched, plus a ``Chords`` track and an optional ``Accompaniment`` track.
 
     Chord symbols are written as marker meta events in the Chords track. Steps are converted to the
-    source's ticks through ``grid.step_to_time`` and the source tempo map. ``melody`` (for voicing the
-    chords under it) defaults to the melody ``read_song`` finds in the source. Writes atomically; refuses
+    source's ticks through ``grid.step_to_time`` and the source tempo map; with a ``tempo_map``
+    (``tempo_map.TempoMap``, when the grid was inferred from the notes) every event of the source is
+    first moved onto that map, keeping its time in seconds, and the added tracks follow it. ``melody``
+    (for voicing the chords under it) defaults to the melody ``read_song`` finds in the source. Writes atomically; refuses
     to overwrite an existing file (or the input) unless ``force``.
     """
     import mido
@@ -511,7 +584,8 @@ def write_harmonized(
         raise StripeError(f"not a readable MIDI file ({exc})", source) from exc
 
     def to_tick(steps) -> np.ndarray:
-        return _times_to_ticks(pm, grid.step_to_time(np.asarray(steps, dtype=np.float64)))
+        seconds = grid.step_to_time(np.asarray(steps, dtype=np.float64))
+        return _times_to_ticks(pm, seconds) if tempo_map is None else tempo_map.seconds_to_ticks(seconds)
 
     channels = _free_channels(mid)
     need = 1 + (accompaniment is not None)
@@ -521,6 +595,10 @@ def write_harmonized(
         mid.type = 1  # the single track keeps the tempo map; new tracks follow it
     elif mid.type == 2:
         raise StripeError("type 2 MIDI files (independent sequences) are not supported", source)
+    if tempo_map is not None:  # every event of the source moved onto the map, at its time in seconds
+        from .tempo_map import retime
+
+        mid = retime(mid, lambda ticks: _ticks_to_seconds(pm, ticks), tempo_map)
     chord_velocity = int(min(127, max(1, chord_velocity)))
 
     # ---- chords: block chords under the melody, symbols as markers

@@ -128,6 +128,7 @@ class Song:
     melody_track: str = ""  # which source track the melody came from, for display
     # the file's other pitched tracks (label -> notes), kept for reading a chord track; not the accompaniment
     others: dict[str, list[Note]] = field(default_factory=dict)
+    grid_source: str = "file"  # "file": the file's own tick grid; "notes": beats and bars inferred from the notes
 
     @property
     def n_steps(self) -> int:
