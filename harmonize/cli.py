@@ -297,6 +297,9 @@ def labels(
     ),
     grid: str = typer.Option("auto", "--grid", help="auto (the file's grid if its notes sit on it, else "
                              "inferred from the notes), file or notes."),
+    pickup: float | None = typer.Option(
+        None, "--pickup", help="Beats of upbeat before the first bar line (0: none; default: detected, as "
+        "harmonize does)."),
 ) -> None:
     """Show what stripe understood of a MIDI file, bar by bar: melody track, meter, tempo, key,
     repetition and chords."""
@@ -309,6 +312,10 @@ def labels(
         except StripeError as exc:
             raise StripeError(exc.message, "--key") from None
     song = _read_song(midi, melody_track, grid)
+    from .pickup import pickup_steps, with_pickup
+
+    if pickup is not None or song.grid_source != "notes":  # the same bar lines as stripe harmonize uses
+        song = with_pickup(song, pickup_steps(song, pickup)[0])
     given_chords = None
     if chords is not None:
         from .chordfile import read_chord_file
@@ -384,7 +391,7 @@ def labels_report(midi: Path, song, structure, chord_file: Path | None = None) -
             bar_chords.append({"beat": beat, "chord": chord_symbol(span.chord, structure.key)})
         step_len = times[lo + 1] - times[lo] if lo + 1 < len(times) else times[-1] - times[-2]
         bars.append({
-            "bar": b + 1,
+            "bar": b + (0 if grid.pickup else 1),  # a pickup is bar 0
             "start_step": int(lo),
             "start_s": round(float(times[lo]), 3),
             "meter": meter_at(lo),
@@ -410,7 +417,7 @@ def labels_report(midi: Path, song, structure, chord_file: Path | None = None) -
         "grid": song.grid_source,
         "key": structure.key.name,
         "key_source": structure.key_source,
-        "local_keys": [{"bar": b + 1, "key": k.name} for b, k in structure.local_keys],
+        "local_keys": [{"bar": b + (0 if grid.pickup else 1), "key": k.name} for b, k in structure.local_keys],
         "chord_source": chord_source,
         "bars": bars,
     }

@@ -405,3 +405,13 @@ def test_train_bar_eta_is_capped_by_the_budget():
     column = bar.columns[3]
     text = str(column.render(task))
     assert text in ("0:01:30", "0:01:29")  # no steps done yet: the budget's end is the only ETA
+
+
+def test_labels_use_the_same_pickup_bar_lines(tmp_path):
+    src = _pickup_tune(tmp_path / "tune.mid")
+    res = runner.invoke(app, ["labels", str(src), "--json"])
+    assert res.exit_code == 0, res.output
+    bars = json.loads(res.stdout)["bars"]
+    assert (bars[0]["bar"], bars[0]["start_step"], bars[1]["bar"], bars[1]["start_step"]) == (0, 0, 1, 4)
+    off = json.loads(runner.invoke(app, ["labels", str(src), "--json", "--pickup", "0"]).stdout)["bars"]
+    assert (off[0]["bar"], off[1]["start_step"]) == (1, 12)
