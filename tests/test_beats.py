@@ -197,3 +197,18 @@ def test_one_beat_bars_get_beats_and_bars_from_the_notes(tmp_path):
     assert f_measure(downbeats, 0.5 + 2.0 * np.arange(16), 0.07) > 0.9
     quantized_44 = make_midi(tmp_path / "q44.mid", [Track("Melody", sorted(notes))], time_signatures=[(0, 4, 4)])
     assert read_song(quantized_44).grid_source == "file"
+
+
+@pytest.mark.pop909
+def test_pop909_melody_gets_the_annotated_beats(pop909_dir, tmp_path):
+    from harmonize.end_to_end import write_raw_melody
+    from harmonize.pop909 import read_beats
+
+    song_dir = pop909_dir / "057"  # a val song
+    beats, flags, _ = read_beats(song_dir / "beat_midi.txt")
+    raw = write_raw_melody(song_dir / "057.mid", tmp_path / "m.mid")
+    file_grid = read_song(raw, grid="file").grid
+    song = read_song(raw)
+    assert song.grid_source == "notes"
+    found = song.grid.step_times[song.grid.beat_starts]
+    assert f_measure(found, beats) > 0.8 > f_measure(file_grid.step_times[file_grid.beat_starts], beats)
