@@ -2,11 +2,13 @@
 
 Format (plain text, UTF-8)::
 
-    # comments start with '#'; blank lines are ignored
+    # a comment starts a line, or follows whitespace ('F#m  # like this'); blank lines are ignored
     0       C          # TIME CHORD
     2.5     Am7        # TIME in seconds (from the start of the file) ...
-    3:1     F:maj      # ... or BAR:BEAT, both 1-based (bar 3, beat 1), beats as the file's meter counts them
+    3:1     F:maj      # ... or BAR:BEAT, both 1-based (bar 3, beat 1), beats as the file's meter counts them;
+                       # a pickup (anacrusis) is bar 0, its beats counted from its own start
     4:3     G7/B       # CHORD: lead-sheet (Am7, G7/B, F#dim) or Harte (A:min7, G:7/3) symbols; N = no chord
+    5:1     C#m(add9)  # qualities outside the vocabulary (7sus4, add9, 7b9, 6, 13 ...) map to the nearest
 
 Times must not go backwards. Each chord lasts until the next one; the last lasts until the end of the
 song; before the first chord there is no chord (N). Times are snapped to the nearest 16th step.
@@ -22,6 +24,7 @@ from .errors import StripeError
 from .song import ChordSpan, Grid
 
 _BAR_BEAT = re.compile(r"^(\d+):(\d+)$")
+_COMMENT = re.compile(r"(^|\s)#.*$")  # '#' after a letter is a sharp (F#m), not a comment
 _SECONDS = re.compile(r"^\d+(\.\d*)?$|^\.\d+$")
 
 
@@ -29,10 +32,13 @@ def _step_of(token: str, grid: Grid, where: str, path: Path) -> int:
     m = _BAR_BEAT.match(token)
     if m:
         bar, beat = int(m.group(1)), int(m.group(2))
-        if not 1 <= bar <= len(grid.bar_starts):
-            raise StripeError(f"{where}: bar {bar} is outside the song (bars 1-{len(grid.bar_starts)})", path)
-        start = grid.bar_starts[bar - 1]
-        end = grid.bar_starts[bar] if bar < len(grid.bar_starts) else grid.n_steps
+        first = 0 if grid.pickup else 1  # a pickup bar is bar 0
+        if not first <= bar < len(grid.bar_starts) + first:
+            raise StripeError(f"{where}: bar {bar} is outside the song (bars {first}-{len(grid.bar_starts) - 1 + first})",
+                              path)
+        index = bar - first
+        start = grid.bar_starts[index]
+        end = grid.bar_starts[index + 1] if index + 1 < len(grid.bar_starts) else grid.n_steps
         beats = [b for b in grid.beat_starts if start <= b < end] or [start]
         if not 1 <= beat <= len(beats):
             raise StripeError(f"{where}: bar {bar} has {len(beats)} beats, not {beat}", path)
@@ -62,7 +68,7 @@ def read_chord_file(path: str | Path, grid: Grid) -> list[ChordSpan]:
         raise StripeError(f"cannot read file: {exc.strerror}", path) from exc
     points: list[tuple[int, Chord]] = []
     for n, line in enumerate(text.splitlines(), 1):
-        body = line.split("#", 1)[0].strip()
+        body = _COMMENT.sub("", line).strip()
         if not body:
             continue
         parts = body.split()

@@ -43,17 +43,10 @@ _FOLD = {
 }
 N_CLASSES = 1 + 12 * len(CLASS_QUALITIES)  # class 0 is N (no chord)
 
-# lead-sheet suffixes -> Harte qualities, longest first so that "maj7" wins over "maj"
-_LEADSHEET = (
-    ("maj7", "maj7"), ("M7", "maj7"), ("m7b5", "hdim7"), ("min7", "min7"), ("m7", "min7"),
-    ("mmaj7", "minmaj7"), ("dim7", "dim7"), ("dim", "dim"), ("aug", "aug"), ("+", "aug"),
-    ("sus2", "sus2"), ("sus4", "sus4"), ("sus", "sus4"), ("min6", "min6"), ("m6", "min6"),
-    ("maj9", "maj9"), ("min9", "min9"), ("m9", "min9"), ("min", "min"), ("m", "min"),
-    ("maj", "maj"), ("6", "maj6"), ("7", "7"), ("9", "9"), ("", "maj"),
-)
 _INTERVAL_DEGREES = {
     "1": 0, "b2": 1, "2": 2, "b3": 3, "3": 4, "4": 5, "#4": 6, "b5": 6, "5": 7,
-    "#5": 8, "b6": 8, "6": 9, "bb7": 9, "b7": 10, "7": 11, "9": 2, "b9": 1,
+    "#5": 8, "b6": 8, "6": 9, "bb7": 9, "b7": 10, "7": 11, "9": 2, "b9": 1, "#9": 3, "11": 5,
+    "#11": 6, "b13": 8, "13": 9,
 }
 _ROOT_RE = re.compile(r"^([A-Ga-g])([#b]*)")
 
@@ -133,8 +126,15 @@ def chord_from_class(index: int) -> Chord:
 
 
 def parse_chord(symbol: str) -> Chord:
-    """Parse a Harte (``A:min7/b7``) or lead-sheet (``Am7/G``) chord symbol. ValueError if unknown."""
-    text = symbol.strip()
+    """Parse a Harte (``A:min7/b7``) or lead-sheet (``Am7/G``) chord symbol. ValueError if unreadable.
+
+    Qualities outside the vocabulary that musicians write (``7sus4``, ``add9``, ``m(add9)``, ``7b9``,
+    ``13``, ``C:maj(9)``, ``C:7(#9)``) are read as their tones and mapped to the nearest quality
+    (see ``harmonize.qualities``); only symbols that cannot be read at all raise.
+    """
+    from .qualities import harte_intervals, leadsheet_intervals, nearest_quality
+
+    text = symbol.strip().replace("\u266f", "#").replace("\u266d", "b")
     if text in ("N", "X", "N.C.", "NC", ""):
         return NO_CHORD
     m = _ROOT_RE.match(text)
@@ -144,18 +144,21 @@ def parse_chord(symbol: str) -> Chord:
     rest = text[m.end():]
     bass_text = None
     if "/" in rest:
-        rest, bass_text = rest.split("/", 1)
+        rest, bass_text = rest.rsplit("/", 1)
+        if bass_text == "9" and rest.endswith("6") and not rest.startswith(":"):  # C6/9 is a 6/9 chord
+            rest, bass_text = rest + "9", None
     if rest.startswith(":"):
         quality = rest[1:] or "maj"
         if quality not in QUALITY_INTERVALS:
-            raise ValueError(f"unknown chord quality {quality!r} in {symbol!r}")
+            intervals = harte_intervals(quality)
+            if intervals is None:
+                raise ValueError(f"unknown chord quality {quality!r} in {symbol!r}")
+            quality = nearest_quality(intervals)
     else:
-        for suffix, q in _LEADSHEET:
-            if rest == suffix:
-                quality = q
-                break
-        else:
+        intervals = leadsheet_intervals(rest)
+        if intervals is None:
             raise ValueError(f"unknown chord quality {rest!r} in {symbol!r}")
+        quality = nearest_quality(intervals)
     bass = None
     if bass_text:
         if bass_text in _INTERVAL_DEGREES:  # Harte bass as a degree above the root

@@ -91,8 +91,10 @@ def _root(
 
 @app.command()
 def harmonize(
-    midi: Path = typer.Argument(..., help="The MIDI file with the melody."),
-    output: Path = typer.Option(..., "-o", "--output", help="Where to write the harmonized MIDI file."),
+    midi: list[Path] = typer.Argument(
+        ..., help="The MIDI file with the melody; several files, or a folder, harmonize each into -o OUTDIR/."),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Where to write the harmonized MIDI file (a folder for several inputs)."),
     model: str | None = typer.Option(
         None, "--model", help="Bundled model name, a local model folder, or a Hugging Face Hub repo id "
         "(user/name; the only case that uses the network). Default: the bundled model."),
@@ -109,6 +111,12 @@ def harmonize(
     density: float = typer.Option(
         1.0, "--density", min=0.05, max=20.0, help="Accompaniment density: 2 doubles the odds of a note, 0.5 halves them."),
     musicxml: Path | None = typer.Option(None, "--musicxml", help="Also write a lead sheet (melody + chord symbols)."),
+    ignore_file_chords: bool = typer.Option(
+        False, "--ignore-file-chords", help="Do not use a chord track found in the file: let the chord stage "
+        "write the chords (by default a file's own chords are kept and only the accompaniment is generated)."),
+    pickup: float | None = typer.Option(
+        None, "--pickup", help="Beats of upbeat before the first bar line (0: none). Default: detected from the "
+        "melody's accents against the meter."),
     chords_only: bool = typer.Option(False, "--chords-only", help="Only chords: skip the accompaniment stage."),
     no_accompaniment: bool = typer.Option(False, "--no-accompaniment", help="Same as --chords-only."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
@@ -122,28 +130,50 @@ def harmonize(
         "inferred from the notes (the output then gets a tempo map that follows them); file; notes."),
 ) -> None:
     """Add chords and a piano accompaniment to a melody (the input's own tracks are kept untouched)."""
-    from .commands import run_harmonize
+    options = dict(melody_track=melody_track, key=key, temperature=temperature, seed=seed, candidates=candidates,
+                   density=density, force=force, chords_only=chords_only, no_accompaniment=no_accompaniment,
+                   ignore_file_chords=ignore_file_chords, pickup=pickup, grid=grid)
+    from .batch import is_batch
 
-    summaries = run_harmonize(
-        midi, output, model=model, melody_track=melody_track, key=key, chords_file=chords,
-        temperature=temperature, seed=seed, candidates=candidates, density=density, device=device,
-        force=force, chords_only=chords_only, no_accompaniment=no_accompaniment, musicxml=musicxml,
-        threads=threads, grid=grid,
-    )
+    failures: list[str] = []
+    if is_batch(midi):
+        from .batch import run_batch
+
+        if chords is not None:
+            raise StripeError("--chords belongs to one song: leave it out when harmonizing several files")
+        summaries, failures = run_batch(midi, output, musicxml=musicxml, model=model, device=device,
+                                        threads=threads, quiet=as_json, **options)
+    else:
+        from .commands import run_harmonize
+
+        summaries = run_harmonize(midi[0], output, model=model, chords_file=chords, device=device,
+                                  musicxml=musicxml, threads=threads, **options)
     if as_json:
         import json
 
         sys.stdout.write(json.dumps(summaries, indent=2) + "\n")
+        if failures:
+            raise typer.Exit(1)
         return
     from rich.console import Console
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # one line per file, never wrapped
     for s in summaries:
         head = " ".join(s["chords"][:8]) + (" ..." if len(s["chords"]) > 8 else "")
+        pickup = f", pickup of {s['pickup_beats']:g} beat(s) ({s['pickup_source']})" if s["pickup_beats"] else ""
         console.print(f"wrote {s['output']}: key {s['key']} ({s['key_source']}), {s['n_chords']} chords "
-                      f"({head}), {s['n_accompaniment_notes']} accompaniment notes"
+                      f"({head}) from {s['chord_source']}, {s['n_accompaniment_notes']} accompaniment notes{pickup}"
                       + (f"; beats inferred from the notes ({s['tempo_bpm']:g} bpm)" if s["grid"] == "notes" else ""),
                       markup=False)
+        stages = s.get("stage_models") or {}
+        if len(set(stages.values())) > 1:
+            console.print("models: " + ", ".join(f"{k} from {v}" for k, v in stages.items()), markup=False)
+        for note in s.get("notes", ()):
+            console.print(f"note: {note}", markup=False)
+    if failures:
+        console.print(f"{len(failures)} of {len(failures) + len({s['input'] for s in summaries})} files failed "
+                      "(listed above)", markup=False)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -205,13 +235,13 @@ def train(
     )
     explicit = {k for k in cli_values
                 if getattr(ctx.get_parameter_source(_param_name(k)), "name", "") == "COMMANDLINE"}
-    cfg = build_train_config(cli_values, config, explicit)
+    cfg = build_train_config(cli_values, config, explicit, resume=resume)
     if dry_run:
         from .datacheck import run_data_check
 
         run_data_check(Path(cfg.data), seed=cfg.seed, max_songs=cfg.max_songs, val_max_songs=cfg.val_max_songs)
         return
-    run_train(cfg, resume=resume)
+    run_train(cfg, resume=resume, explicit=explicit)
 
 
 def _param_name(field: str) -> str:
@@ -298,6 +328,9 @@ def labels(
     ),
     grid: str = typer.Option("auto", "--grid", help="auto (the file's grid if its notes sit on it, else "
                              "inferred from the notes), file or notes."),
+    pickup: float | None = typer.Option(
+        None, "--pickup", help="Beats of upbeat before the first bar line (0: none; default: detected, as "
+        "harmonize does)."),
 ) -> None:
     """Show what stripe understood of a MIDI file, bar by bar: melody track, meter, tempo, key,
     repetition and chords."""
@@ -314,6 +347,10 @@ def labels(
 
         chords = chord_file_for(midi) if chord_file_for(midi).is_file() else None
     song = _read_song(midi, melody_track, grid)
+    from .pickup import pickup_steps, with_pickup
+
+    if pickup is not None or song.grid_source != "notes":  # the same bar lines as stripe harmonize uses
+        song = with_pickup(song, pickup_steps(song, pickup)[0])
     given_chords = None
     if chords is not None:
         from .chordfile import read_chord_file
@@ -384,12 +421,12 @@ def labels_report(midi: Path, song, structure, chord_file: Path | None = None) -
                 continue
             at = max(span.start, lo)
             beat = sum(1 for x in beats if x <= at)
-            if bar_chords and bar_chords[-1]["chord"] == chord_symbol(span.chord):
+            if bar_chords and bar_chords[-1]["chord"] == chord_symbol(span.chord, structure.key):
                 continue
-            bar_chords.append({"beat": beat, "chord": chord_symbol(span.chord)})
+            bar_chords.append({"beat": beat, "chord": chord_symbol(span.chord, structure.key)})
         step_len = times[lo + 1] - times[lo] if lo + 1 < len(times) else times[-1] - times[-2]
         bars.append({
-            "bar": b + 1,
+            "bar": b + (0 if grid.pickup else 1),  # a pickup is bar 0
             "start_step": int(lo),
             "start_s": round(float(times[lo]), 3),
             "meter": meter_at(lo),
@@ -415,7 +452,7 @@ def labels_report(midi: Path, song, structure, chord_file: Path | None = None) -
         "grid": song.grid_source,
         "key": structure.key.name,
         "key_source": structure.key_source,
-        "local_keys": [{"bar": b + 1, "key": k.name} for b, k in structure.local_keys],
+        "local_keys": [{"bar": b + (0 if grid.pickup else 1), "key": k.name} for b, k in structure.local_keys],
         "chord_source": chord_source,
         "bars": bars,
     }
@@ -449,38 +486,10 @@ def _print_labels(report: dict) -> None:
 
 
 def plot_labels(song, structure, report: dict, out: Path) -> None:
-    """Melody pianoroll with bar lines, repetition letters and chord symbols under it, as a PNG."""
-    try:
-        import matplotlib
+    """Melody pianoroll in rows of bars with repetition letters and chord symbols: ``labelplot``."""
+    from .labelplot import plot_labels as draw
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise StripeError("--plot needs matplotlib: pip install 'stripe-harmonizer[plot]'") from None
-    if not out.parent.exists():
-        raise StripeError(f"output folder {str(out.parent)!r} does not exist", out)
-    grid = song.grid
-    pitches = [n.pitch for n in song.melody] or [60]
-    lo, hi = min(pitches) - 2, max(pitches) + 2
-    fig, ax = plt.subplots(figsize=(max(6.0, min(60.0, grid.n_steps / 16)), 4))
-    for n in song.melody:
-        ax.broken_barh([(n.start, n.end - n.start)], (n.pitch - 0.4, 0.8), color="tab:blue")
-    for bar in report["bars"]:
-        x = bar["start_step"]
-        ax.axvline(x, color="0.8", lw=0.8, zorder=0)
-        ax.text(x + 0.5, lo - 1.5, bar["rep"], fontsize=9, weight="bold", va="top")
-        beats = [b for b in grid.beat_starts if x <= b < x + bar["steps"]] or [x]
-        for c in bar["chords"]:
-            ax.text(beats[min(c["beat"], len(beats)) - 1] + 0.5, lo - 3.5, c["chord"], fontsize=7, va="top")
-    ax.set_xlim(0, grid.n_steps)
-    ax.set_ylim(lo - 5, hi)
-    ax.set_xlabel("16th steps")
-    ax.set_ylabel("pitch")
-    ax.set_title(f"{Path(report['file']).name}: {report['key']} ({report['key_source']}), "
-                 f"melody track {report['melody_track']}")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    draw(song, structure, report, out)
 
 
 def main() -> None:

@@ -55,8 +55,12 @@ def run_harmonize(
     musicxml: Path | None = None,
     threads: int = 1,
     grid: str = "auto",
+    ignore_file_chords: bool = False,
+    pickup: float | None = None,
+    harmonizer=None,
 ) -> list[dict]:
-    """Harmonize one file; returns one summary dict per written candidate."""
+    """Harmonize one file; returns one summary dict per written candidate. ``harmonizer``: an already
+    loaded ``pipeline.Harmonizer`` (many files share one; ``model``, ``device``, ``threads`` are then unused)."""
     from .midi import check_output, write_harmonized, write_musicxml
 
     if candidates < 1:
@@ -71,8 +75,11 @@ def run_harmonize(
     xml_outs = candidate_paths(musicxml, candidates) if musicxml else []
     for out in xml_outs:
         check_output(Path(input_path), out, force)
+    notes = []
     if candidates > 1 and temperature == 0:
         temperature = 0.5  # several candidates only differ when chords are sampled; 0.5 stays musical
+    elif seed != 0 and temperature == 0:
+        notes.append("--seed has no effect without sampling (--temperature > 0 or --candidates > 1)")
 
     song = read_input_song(input_path, melody_track, grid)
     tempo_map = None
@@ -80,7 +87,13 @@ def run_harmonize(
         from .tempo_map import TempoMap
 
         tempo_map = TempoMap.from_grid(song.grid)
+    from .pickup import beat_steps, pickup_steps, with_pickup
+
+    # bars inferred from the notes already start on the melody's downbeats: detect pickups on file grids only
+    n_pickup, pickup_how = pickup_steps(song, pickup) if pickup is not None or song.grid_source != "notes" else (0, "none")
+    song = with_pickup(song, n_pickup)
     from .pipeline import HarmonizeOptions, Harmonizer
+    from .spelling import harte_symbol, key_name
     from .structure import parse_key
 
     user_key = parse_key(key) if key else None
@@ -89,11 +102,20 @@ def run_harmonize(
         from .chordfile import read_chord_file
 
         user_chords = read_chord_file(chords_file, song.grid)
-    if threads:
-        import torch
+        chord_source = f"your chord file {Path(chords_file).name}"
+    elif not ignore_file_chords:  # the file's own chord track, used as --chords is
+        from .filechords import file_chords
 
-        torch.set_num_threads(threads)
-    harmonizer = Harmonizer.load(model, device=device)
+        user_chords, track = file_chords(song)
+        chord_source = f"the file's chord track {track!r}" if track else "chord stage"
+    else:
+        chord_source = "chord stage"
+    if harmonizer is None:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        harmonizer = Harmonizer.load(model, device=device)
     summaries = []
     for i, out in enumerate(outs):
         opts = HarmonizeOptions(key=user_key, chords=user_chords, temperature=temperature, seed=seed + i,
@@ -101,21 +123,53 @@ def run_harmonize(
         result = harmonizer(song, opts)
         write_harmonized(input_path, out, result.chords, song.grid,
                          None if chords_only else result.accompaniment, force=force, melody=song.melody,
-                         tempo_map=tempo_map)
+                         key=result.key, tempo_map=tempo_map)
         if xml_outs:
-            write_musicxml(song, result.chords, xml_outs[i], force=force)
+            from .leadsheet import title_of
+
+            write_musicxml(song, result.chords, xml_outs[i], force=force, key=result.key,
+                           title=title_of(input_path, song))
         summaries.append({
+            "input": str(input_path),
             "output": str(out),
-            "key": result.key.name,
+            "key": key_name(result.key),
             "key_source": result.key_source,
-            "chords": [c.chord.symbol for c in result.chords],
+            "chord_source": chord_source,
+            "pickup_beats": n_pickup / beat_steps(song.grid),
+            "pickup_source": pickup_how,
+            "chords": [harte_symbol(c.chord, result.key) for c in result.chords],  # spelled for the key
             "n_chords": len(result.chords),
             "n_accompaniment_notes": len(result.accompaniment or []),
             "model": harmonizer.source,
+            "stage_models": getattr(harmonizer, "stage_sources", {}),
+            "chord_times": chord_times(result.chords, song.grid, result.key),
+            "notes": notes,
             "grid": song.grid_source,
             "tempo_bpm": round(float(song.tempo_bpm), 2),
         })
     return summaries
+
+
+def chord_times(chords, grid, key) -> list[dict]:
+    """Chords for ``--json``: symbol (spelled for the key), start/end in seconds and as BAR:BEAT (as chord
+    files write them: 1-based, a pickup bar is bar 0)."""
+    from .spelling import harte_symbol
+
+    def bar_beat(step: int) -> str:
+        import bisect
+
+        b = max(0, bisect.bisect_right(grid.bar_starts, step) - 1)
+        lo = grid.bar_starts[b]
+        beats = [x for x in grid.beat_starts if lo <= x <= step]
+        text = f"{b + (0 if grid.pickup else 1)}:{max(1, len(beats))}"
+        off = step - (beats[-1] if beats else lo)
+        return text + (f"+{off}/16" if off else "")
+
+    times = grid.step_to_time([x for c in chords for x in (c.start, c.end)])
+    return [{"chord": harte_symbol(c.chord, key), "start": round(float(times[2 * i]), 4),
+             "end": round(float(times[2 * i + 1]), 4), "start_bar_beat": bar_beat(c.start),
+             "end_bar_beat": bar_beat(c.end) if c.end < grid.n_steps else "end"}
+            for i, c in enumerate(chords)]
 
 
 def save_json(obj, path: Path | None) -> str:
@@ -140,8 +194,8 @@ def _read_config_file(path: Path) -> dict:
         raise StripeError(f"unreadable config ({err.__class__.__name__}: {err})", path) from None
 
 
-def build_train_config(cli_values: dict, config_file: Path | None, explicit: set[str]):
-    """Defaults < config file < flags given on the command line."""
+def build_train_config(cli_values: dict, config_file: Path | None, explicit: set[str], resume: bool = False):
+    """Defaults < config file < flags given on the command line (with ``resume``, the run's own data)."""
     import dataclasses
 
     from .train import TrainConfig
@@ -156,6 +210,10 @@ def build_train_config(cli_values: dict, config_file: Path | None, explicit: set
         for k, v in from_file.items():
             if k not in explicit:
                 values[k] = v
+    if values.get("data") is None and resume and values.get("out") is not None:
+        from .resume import saved_data
+
+        values["data"] = saved_data(Path(values["out"]))  # the run knows its data: --data may be left out
     if values.get("data") is None:
         found = default_data_dir()
         if found is None:
@@ -183,7 +241,7 @@ def _validate_choices(values: dict) -> None:
         raise StripeError(f"--inputs must be a comma-separated subset of {', '.join(INPUT_BLOCKS)}")
 
 
-def run_train(cfg, resume: bool = False):
+def run_train(cfg, resume: bool = False, explicit: set[str] | None = None):
     from rich.console import Console
 
     from .train import train
@@ -197,6 +255,11 @@ def run_train(cfg, resume: bool = False):
         maybe_compile(None, cfg.compile, device)
     # under torchrun only rank 0 speaks
     console = Console(stderr=True, highlight=False, quiet=os.environ.get("RANK", "0") not in ("0", ""))
+    if resume and explicit is not None:
+        from .resume import apply_overrides
+
+        for change in apply_overrides(cfg, explicit):
+            console.print(f"resuming with {change}", markup=False)
     shown, verb = cfg, "training"
     if resume:  # train() takes the run's saved config, not the flags: show that one
         verb = "resuming"
@@ -285,7 +348,9 @@ def print_report(report: dict) -> None:
     if not console.is_terminal:
         console = Console(highlight=False, width=160)  # a log file: no 80-column truncation
     cfg = report["config"]
-    console.print(f"split {cfg['split']} of {cfg['data']}: {report['counts']}", markup=False)
+    counts = report["counts"]
+    console.print(f"split {cfg['split']} of {cfg['data']}: " + ", ".join(f"{v} {k}" for k, v in counts.items()),
+                  markup=False)
     if report.get("chords"):
         table = Table(title="chords (one per beat)")
         cols = list(next(iter(report["chords"].values())).keys())
@@ -297,7 +362,9 @@ def print_report(report: dict) -> None:
         console.print(table)
     for title, rows in (("accompaniment", report.get("accompaniment")),):
         if rows:
-            table = Table(title=f"{title}, {cfg['length']}-bar windows (threshold {report['binarization']})")
+            binar = report.get("binarization") or {}
+            table = Table(title=f"{title}, {cfg['length']}-bar windows (binarization: "
+                          + ", ".join(f"{k} {v:g}" for k, v in binar.items()) + ")")
             cols = list(next(iter(rows.values())).keys())
             table.add_column("condition")
             for c in cols:

@@ -151,21 +151,24 @@ def evaluate(cfg: EvalConfig, progress: bool = True, harmonizer=None) -> dict:
     if not songs:
         raise StripeError(f"no usable songs in split {cfg.split!r}", root)
     harmonizer = harmonizer or Harmonizer.load(cfg.model, device=cfg.device)
+    from .progress import tracked
+
     report: dict = {"config": dataclasses.asdict(cfg), "model": harmonizer.source,
                     "counts": {"songs": len(songs), "skipped": getattr(songs, "n_skipped", 0)}}
     if cfg.chords:
         if cfg.tune:
-            params, acc = tune_chord_decoding(songs, harmonizer)
+            params, acc = tune_chord_decoding(tracked(songs, "tuning chords", progress), harmonizer)
             harmonizer.decoding.update(params)
             report["chord_decoding"] = {**params, "acc_majmin": acc}
-        report["chords"] = evaluate_chords(songs, harmonizer)
+        report["chords"] = evaluate_chords(tracked(songs, "chords", progress), harmonizer)
     if cfg.accompaniment and harmonizer.accompaniment is not None:
         threshold = cfg.threshold if cfg.threshold is not None else harmonizer.decoding["threshold"]
         gap = cfg.gap if cfg.gap is not None else int(harmonizer.decoding["gap"])
         if cfg.tune:
-            threshold, gap, table = tune_threshold(songs, harmonizer, 16)
+            threshold, gap, table = tune_threshold(tracked(songs, "tuning binarization", progress), harmonizer, 16)
             report["tuning"] = table
-        summary, buckets, n_windows = evaluate_accompaniment(songs, harmonizer, cfg.length, threshold, gap)
+        summary, buckets, n_windows = evaluate_accompaniment(tracked(songs, "accompaniment", progress), harmonizer,
+                                                             cfg.length, threshold, gap)
         report["binarization"] = {"threshold": threshold, "gap": gap}
         report["accompaniment"] = summary
         report["buckets"] = buckets

@@ -32,7 +32,7 @@ import numpy as np
 from .atomic import atomic_write
 from .chords import PITCH_NAMES, Chord
 from .errors import StripeError
-from .song import STEPS_PER_QUARTER, ChordSpan, Grid, Note, Song
+from .song import STEPS_PER_QUARTER, ChordSpan, Grid, Key, Note, Song
 
 MAX_BYTES = 20 * 1024 * 1024  # a 20 MB MIDI file is far beyond any song; refuse before parsing
 MAX_NOTES = 100_000  # POP909 songs hold 2k-6k notes
@@ -556,6 +556,7 @@ def write_harmonized(
     chord_program: int = 0,
     accompaniment_program: int = 0,
     melody: list[Note] | None = None,
+    key: Key | None = None,
     tempo_map=None,
 ) -> Path:
     """Copy the source MIDI, untouched, plus a ``Chords`` track and an optional ``Accompaniment`` track.
@@ -610,7 +611,7 @@ def write_harmonized(
     spans = [span for span in chords if span.end > span.start]
     span_ticks = to_tick([x for span in spans for x in (span.start, span.end)]).reshape(-1, 2)
     for span, (start, end) in zip(spans, span_ticks, strict=True):
-        events.append((int(start), 1, _marker(chord_symbol(span.chord))))
+        events.append((int(start), 1, _marker(chord_symbol(span.chord, key))))
         if span.chord.is_none or end <= start:
             continue
         around = mel_pitch[(mel_start < span.end) & (mel_end > span.start)]
@@ -637,8 +638,11 @@ def write_harmonized(
     return out
 
 
-def chord_symbol(chord: Chord) -> str:
-    """Lead-sheet text for markers and lead sheets: ``Am7``, ``F#``, ``C/E``, ``N.C.``."""
+def chord_symbol(chord: Chord, key: Key | None = None) -> str:
+    """Lead-sheet text for markers and lead sheets: ``Am7``, ``F#``, ``C/E``, ``N.C.``; spelled for
+    ``key`` when given (``Db``, not ``C#``, in F minor: ``spelling.pitch_name``)."""
+    from .spelling import pitch_name
+
     if chord.is_none:
         return "N.C."
     suffix = {
@@ -646,9 +650,9 @@ def chord_symbol(chord: Chord) -> str:
         "sus2": "sus2", "sus4": "sus4", "maj6": "6", "min6": "m6", "hdim7": "m7b5", "dim7": "dim7",
         "minmaj7": "mmaj7", "sus4(b7)": "7sus4", "9": "9", "maj9": "maj9", "min9": "m9",
     }.get(chord.quality, chord.quality)
-    text = PITCH_NAMES[chord.root] + suffix
+    text = pitch_name(chord.root, key) + suffix
     if chord.bass is not None and chord.bass != chord.root:
-        text += "/" + PITCH_NAMES[chord.bass]
+        text += "/" + pitch_name(chord.bass, key)
     return text
 
 
@@ -666,42 +670,12 @@ def _m21_name(pc: int) -> str:
     return PITCH_NAMES[pc].replace("b", "-")  # music21 spells flats with '-'
 
 
-def write_musicxml(song: Song, chords: list[ChordSpan] | None, out_path: str | Path, force: bool = False) -> Path:
-    """A lead sheet (melody + chord symbols) as MusicXML, via music21 (imported here: it is slow)."""
-    from music21 import harmony, meter, note, stream
+def write_musicxml(song: Song, chords: list[ChordSpan] | None, out_path: str | Path, force: bool = False,
+                   key: Key | None = None, title: str | None = None) -> Path:
+    """A lead sheet (melody + chord symbols) as MusicXML: see ``leadsheet.write_lead_sheet``."""
+    from .leadsheet import write_lead_sheet
 
-    out = Path(out_path)
-    check_output(None, out, force)
-    q = 1.0 / STEPS_PER_QUARTER
-    part = stream.Part()
-    grid = song.grid
-    # one time signature per bar whose length differs from the previous one (meter changes, short bars)
-    prev = None
-    for b, start in enumerate(grid.bar_starts):
-        end = grid.bar_starts[b + 1] if b + 1 < len(grid.bar_starts) else grid.n_steps
-        length = end - start
-        nominal = _nominal_meter(grid, start)
-        ts = nominal if round(nominal[0] * 16 / nominal[1]) == length else _meter_for_length(length)
-        if ts != prev:
-            part.insert(start * q, meter.TimeSignature(f"{ts[0]}/{ts[1]}"))
-            prev = ts
-    for n in song.melody:
-        m21 = note.Note(n.pitch)
-        m21.duration.quarterLength = (n.end - n.start) * q
-        part.insert(n.start * q, m21)
-    for span in chords or ():
-        if span.chord.is_none:
-            sym = harmony.NoChord()
-        else:
-            sym = harmony.ChordSymbol(root=_m21_name(span.chord.root), kind=_M21_KIND[span.chord.quality])
-            if span.chord.bass is not None and span.chord.bass != span.chord.root:
-                sym.bass(_m21_name(span.chord.bass))
-        part.insert(span.start * q, sym)
-    score = stream.Score()
-    score.insert(0, part)
-    score.makeNotation(inPlace=True)
-    atomic_write(out, lambda tmp: score.write("musicxml", fp=tmp), suffix=".tmp" + out.suffix)
-    return out
+    return write_lead_sheet(song, chords, out_path, key=key, title=title, force=force)
 
 
 def _nominal_meter(grid: Grid, step: int) -> tuple[int, int]:

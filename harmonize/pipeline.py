@@ -62,6 +62,22 @@ def _load_stage(spec: StageSpec | None, device: torch.device) -> LoadedStage | N
     return LoadedStage(model, spec.meta)
 
 
+def stage_sources(spec: HarmonizerSpec) -> dict[str, str]:
+    """Where each stage's weights come from: ``--model`` may name one stage folder, the other then comes
+    from the bundled model (``hub._from_local_folder`` writes ``"<folder> (<stage>) + <base>"``)."""
+    out = {}
+    mixed = " + " in spec.source and spec.source.split(" + ", 1)[0].endswith(")")
+    for stage in ("chord", "accompaniment"):
+        if getattr(spec, stage) is None:
+            out[stage] = "none"
+        elif mixed:
+            named, base = spec.source.split(" + ", 1)
+            out[stage] = named.rsplit(" (", 1)[0] if named.endswith(f"({stage})") else base
+        else:
+            out[stage] = spec.source
+    return out
+
+
 class Harmonizer:
     """Both stages, loaded once, ready to harmonize any number of songs."""
 
@@ -80,8 +96,10 @@ class Harmonizer:
 
         spec: HarmonizerSpec = resolve(model)
         dev = resolve_device(device)
-        return cls(_load_stage(spec.chord, dev), _load_stage(spec.accompaniment, dev), spec.decoding,
-                   spec.source, dev)
+        harmonizer = cls(_load_stage(spec.chord, dev), _load_stage(spec.accompaniment, dev), spec.decoding,
+                         spec.source, dev)
+        harmonizer.stage_sources = stage_sources(spec)
+        return harmonizer
 
     # the two stages ----------------------------------------------------------------------------------
 

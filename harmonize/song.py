@@ -41,9 +41,10 @@ class Key:
 
     @property
     def name(self) -> str:
-        from .chords import PITCH_NAMES
+        """``"Db major"``, ``"G# minor"``: the tonic as the key signature spells it."""
+        from .spelling import key_name
 
-        return f"{PITCH_NAMES[self.tonic]} {self.mode}"
+        return key_name(self)
 
     @property
     def scale(self) -> frozenset[int]:
@@ -65,6 +66,7 @@ class Grid:
     bar_starts: list[int]
     beat_starts: list[int]
     time_signatures: list[tuple[int, int, int]] = field(default_factory=list)
+    pickup: bool = False  # bar_starts[0] is a pickup (bar 0 to a musician; numbering starts at the next)
 
     @property
     def n_steps(self) -> int:

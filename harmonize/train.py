@@ -291,6 +291,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
     """
     from .distributed import DistContext, maybe_compile, resolve_precision
 
+    started = time.perf_counter()  # --max-minutes counts everything: loading, training, validation, saving
     run = Path(cfg.out)
     cfg_path = run / "train_config.json"
     if resume:
@@ -306,12 +307,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
     maybe_compile(None, cfg.compile, device)  # refuse before anything is written
     ctx = DistContext.from_env(device)
     try:
-        return _train(cfg, run, cfg_path, ctx, ctx.device(device), use_amp, resume, progress, on_step)
+        return _train(cfg, run, cfg_path, ctx, ctx.device(device), use_amp, resume, progress, on_step, started)
     finally:
         ctx.close()
 
 
-def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step) -> TrainResult:
+def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, started) -> TrainResult:
     from .distributed import maybe_compile
     from .model.checkpoint import save_model
     from .model.transformer import StructureTransformer
@@ -326,8 +327,10 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step) 
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     warn = _warn_line if ctx.is_main else (lambda line: None)
-    train_set = make_dataset(cfg, load_encoded(cfg, "train", cfg.max_songs, warn=warn), train=True)
-    val_set = make_dataset(cfg, load_encoded(cfg, "val", cfg.val_max_songs, warn=warn), train=False)
+    with _status(progress and ctx.is_main, "loading the training songs"):
+        train_set = make_dataset(cfg, load_encoded(cfg, "train", cfg.max_songs, warn=warn), train=True)
+    with _status(progress and ctx.is_main, "loading the validation songs"):
+        val_set = make_dataset(cfg, load_encoded(cfg, "val", cfg.val_max_songs, warn=warn), train=False)
 
     net = StructureTransformer(model_config_for(cfg)).to(device)
     model = net
@@ -345,12 +348,31 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step) 
     total_steps = cfg.max_steps or cfg.epochs * n_batches
     log_file = (run / "log.jsonl").open("a") if ctx.is_main else _NullLog()
     bar = _progress(progress and ctx.is_main)
-    task = bar.add_task("training", total=total_steps, completed=step, info="") if bar else None
-    started, start_step = time.perf_counter(), step
+    deadline = started + 60 * cfg.max_minutes if cfg.max_minutes else None
+    task = bar.add_task("training", total=total_steps, completed=step, info="", deadline=deadline) if bar else None
+    loop_started, start_step = time.perf_counter(), step
     model.train()
+    # time kept back for the work after the last step (a validation pass, the checkpoint, the final model):
+    # estimated from the step time until a validation has been timed, then measured
+    timing = {"validate": None, "save": 0.0}
+
+    def reserve() -> float:
+        per_step = (time.perf_counter() - loop_started) / max(step - start_step, 1)
+        val = timing["validate"]
+        if val is None:  # a forward pass over the val set costs about a third of a training step per batch
+            val = per_step * math.ceil(len(val_set) / cfg.batch_size) / 3
+        return val + 2 * timing["save"] + per_step
 
     def out_of_time() -> bool:  # every rank stops at the same step when any rank runs out of time
-        return bool(cfg.max_minutes) and ctx.agree(time.perf_counter() - started > 60 * cfg.max_minutes)
+        return deadline is not None and ctx.agree(time.perf_counter() + reserve() > deadline)
+
+    def timed_validate():
+        if bar:
+            bar.update(task, info="validating ...")
+        t = time.perf_counter()
+        out = _validate_main(ctx, net, val_set, cfg, device)
+        timing["validate"] = time.perf_counter() - t
+        return out
 
     def checkpoint_now():
         if ctx.is_main:
@@ -393,7 +415,7 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step) 
                 batch_pos = i + 1
                 if step % cfg.log_every == 0 or step == 1:
                     shown = ctx.mean(loss)  # the global batch's loss, whatever the number of ranks
-                    rate = (step - start_step) / max(time.perf_counter() - started, 1e-9)
+                    rate = (step - start_step) / max(time.perf_counter() - loop_started, 1e-9)
                     rec = {"step": step, "epoch": epoch, "loss": round(shown, 5), "lr": lr,
                            "steps_per_s": round(rate, 3)}
                     log_file.write(json.dumps(rec) + "\n")
@@ -410,7 +432,7 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step) 
             else:
                 epoch += 1
                 batch_pos = 0
-                rec = {"epoch": epoch, "step": step, **_validate_main(ctx, net, val_set, cfg, device)}
+                rec = {"epoch": epoch, "step": step, **timed_validate()}
                 history.append(rec)
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
@@ -418,11 +440,13 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step) 
                     bar.console.print(
                         "epoch " + str(epoch) + ": " + "  ".join(f"{k} {v:.4f}" for k, v in rec.items()
                                                                if isinstance(v, float)))
+                t_save = time.perf_counter()
                 checkpoint_now()
+                timing["save"] = time.perf_counter() - t_save
                 continue
             break  # max_steps reached inside the epoch
         if not history or history[-1]["step"] != step:
-            history.append({"epoch": epoch, "step": step, **_validate_main(ctx, net, val_set, cfg, device)})
+            history.append({"epoch": epoch, "step": step, **timed_validate()})
             log_file.write(json.dumps(history[-1]) + "\n")
         checkpoint_now()
         if not ctx.is_main:
@@ -475,5 +499,30 @@ def _progress(enabled: bool):
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    class BudgetRemainingColumn(TimeRemainingColumn):
+        """Time left: the steps' ETA, or the --max-minutes budget's end when that comes first."""
+
+        def render(self, task):
+            deadline = task.fields.get("deadline")
+            if deadline is None:
+                return super().render(task)
+            from rich.text import Text
+
+            left = deadline - time.perf_counter()
+            eta = task.time_remaining
+            left = max(0.0, left if eta is None else min(eta, left))
+            return Text(f"{int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}", style="progress.remaining")
+
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+                    BudgetRemainingColumn(), TextColumn("{task.fields[info]}"))
+
+
+def _status(enabled: bool, text: str):
+    """A one-line spinner on stderr while ``text`` happens (loading data); nothing when not enabled."""
+    import contextlib
+
+    if not enabled:
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(text + " ...")

@@ -103,7 +103,8 @@ def test_favor_features_are_per_token_and_redraw():
     x = torch.randn(1, 1, 9, D) * 3
     whole = fm(x, is_query=False)
     alone = torch.cat([fm(x[:, :, t:t + 1], is_query=False) for t in range(9)], 2)
-    torch.testing.assert_close(whole, alone)  # no statistic over the sequence
+    # no statistic over the sequence; a batched exp of values up to ~e^10 differs in the last float bits
+    torch.testing.assert_close(whole, alone, rtol=1e-5, atol=1e-4)
     assert (whole > 0).all()
     before = fm.projection.clone()
     fm.redraw()
