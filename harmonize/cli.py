@@ -36,6 +36,16 @@ def _debug() -> bool:
     return os.environ.get("STRIPE_DEBUG", "") not in ("", "0")
 
 
+def _user_error(exc: BaseException) -> str:
+    """``<file>: <reason>`` for an OSError, the message (at most ~200 characters) for a ValueError."""
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else ""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return f"{where}: {reason}" if where else reason
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 class _StripeGroup(TyperGroup):
     """Turns StripeError, Ctrl-C and bugs into one line and an exit code, inside typer's own handling
     (so ``typer.testing.CliRunner`` sees exactly what a user sees)."""
@@ -53,6 +63,11 @@ class _StripeGroup(TyperGroup):
         except KeyboardInterrupt:
             _print_error("interrupted")
             ctx.exit(130)
+        except (OSError, ValueError) as exc:  # from the user's files and values: one line, exit 2
+            if _debug():
+                raise
+            _print_error(_user_error(exc))
+            ctx.exit(2)
         except Exception as exc:
             if _debug():
                 raise
@@ -285,7 +300,7 @@ def eval_(
         "baseline, per annotated beat."),
     songs: int = typer.Option(0, "--songs", help="With --end-to-end: only the first N songs (0: all; "
                               "--max-songs works too)."),
-    force: bool = typer.Option(False, "--force", help="With --end-to-end: overwrite an existing --json-out file."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing --json-out / --plot files."),
     grid: str = typer.Option("auto", "--grid", help="With --end-to-end: read the files as `stripe harmonize "
                              "--grid` does (auto, file or notes)."),
     labels: str = typer.Option("pop909", "--labels", help="With --end-to-end: score against POP909's chords "
@@ -306,7 +321,7 @@ def eval_(
 
     run_eval(length=length, data=data, split=split, model=model, max_songs=max_songs,
              chords=not no_chords, accompaniment=not no_accompaniment, tune=tune, device=device,
-             as_json=as_json, json_out=json_out, plot=plot)
+             as_json=as_json, json_out=json_out, plot=plot, force=force)
 
 
 @app.command()
@@ -331,11 +346,14 @@ def labels(
     pickup: float | None = typer.Option(
         None, "--pickup", help="Beats of upbeat before the first bar line (0: none; default: detected, as "
         "harmonize does)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --plot file."),
 ) -> None:
     """Show what stripe understood of a MIDI file, bar by bar: melody track, meter, tempo, key,
     repetition and chords."""
+    from .outputs import Outputs
     from .structure import label_song, parse_key
 
+    guard = Outputs([plot], inputs=[midi, chords], force=force)  # checked before any work
     given_key = None
     if key is not None:
         try:
@@ -359,7 +377,8 @@ def labels(
     structure = label_song(song, key=given_key, chords=given_chords)
     report = labels_report(midi, song, structure, chord_file=chords)
     if plot is not None:
-        plot_labels(song, structure, report, plot)
+        with guard:
+            plot_labels(song, structure, report, plot, guard)
     if as_json:
         import json
 
@@ -485,11 +504,12 @@ def _print_labels(report: dict) -> None:
     console.print(table)
 
 
-def plot_labels(song, structure, report: dict, out: Path) -> None:
-    """Melody pianoroll in rows of bars with repetition letters and chord symbols: ``labelplot``."""
+def plot_labels(song, structure, report: dict, out: Path, guard=None) -> None:
+    """Melody pianoroll in rows of bars with repetition letters and chord symbols: ``labelplot``; written
+    through ``guard`` (``outputs.Outputs``) when given."""
     from .labelplot import plot_labels as draw
 
-    draw(song, structure, report, out)
+    draw(song, structure, report, out, guard=guard)
 
 
 def main() -> None:

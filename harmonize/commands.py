@@ -61,7 +61,9 @@ def run_harmonize(
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate. ``harmonizer``: an already
     loaded ``pipeline.Harmonizer`` (many files share one; ``model``, ``device``, ``threads`` are then unused)."""
-    from .midi import check_output, write_harmonized, write_musicxml
+    from .leadsheet import lead_sheet_writer
+    from .midi import harmonized_writer
+    from .outputs import Outputs
 
     if candidates < 1:
         raise StripeError("--candidates must be at least 1")
@@ -70,11 +72,9 @@ def run_harmonize(
     if density <= 0:
         raise StripeError("--density must be positive")
     outs = candidate_paths(output, candidates)
-    for out in outs:
-        check_output(Path(input_path), out, force)
     xml_outs = candidate_paths(musicxml, candidates) if musicxml else []
-    for out in xml_outs:
-        check_output(Path(input_path), out, force)
+    # every output checked (exists, input, clash, writable folder) before any work; written all or none
+    guard = Outputs([*outs, *xml_outs], inputs=[input_path, chords_file], force=force)
     notes = []
     if candidates > 1 and temperature == 0:
         temperature = 0.5  # several candidates only differ when chords are sampled; 0.5 stays musical
@@ -96,7 +96,10 @@ def run_harmonize(
     from .spelling import harte_symbol, key_name
     from .structure import parse_key
 
-    user_key = parse_key(key) if key else None
+    try:
+        user_key = parse_key(key) if key is not None else None  # --key '' is an error, not "estimate"
+    except StripeError as exc:
+        raise StripeError(exc.message, "--key") from None
     user_chords = None
     if chords_file is not None:
         from .chordfile import read_chord_file
@@ -117,36 +120,37 @@ def run_harmonize(
             torch.set_num_threads(threads)
         harmonizer = Harmonizer.load(model, device=device)
     summaries = []
-    for i, out in enumerate(outs):
-        opts = HarmonizeOptions(key=user_key, chords=user_chords, temperature=temperature, seed=seed + i,
-                                density=density, accompaniment=not (chords_only or no_accompaniment))
-        result = harmonizer(song, opts)
-        write_harmonized(input_path, out, result.chords, song.grid,
-                         None if chords_only else result.accompaniment, force=force, melody=song.melody,
-                         key=result.key, tempo_map=tempo_map)
-        if xml_outs:
-            from .leadsheet import title_of
+    with guard:
+        for i, out in enumerate(outs):
+            opts = HarmonizeOptions(key=user_key, chords=user_chords, temperature=temperature, seed=seed + i,
+                                    density=density, accompaniment=not (chords_only or no_accompaniment))
+            result = harmonizer(song, opts)
+            guard.stage(out, harmonized_writer(Path(input_path), result.chords, song.grid,
+                                               None if chords_only else result.accompaniment, melody=song.melody,
+                                               key=result.key, tempo_map=tempo_map))
+            if xml_outs:
+                from .leadsheet import title_of
 
-            write_musicxml(song, result.chords, xml_outs[i], force=force, key=result.key,
-                           title=title_of(input_path, song))
-        summaries.append({
-            "input": str(input_path),
-            "output": str(out),
-            "key": key_name(result.key),
-            "key_source": result.key_source,
-            "chord_source": chord_source,
-            "pickup_beats": n_pickup / beat_steps(song.grid),
-            "pickup_source": pickup_how,
-            "chords": [harte_symbol(c.chord, result.key) for c in result.chords],  # spelled for the key
-            "n_chords": len(result.chords),
-            "n_accompaniment_notes": len(result.accompaniment or []),
-            "model": harmonizer.source,
-            "stage_models": getattr(harmonizer, "stage_sources", {}),
-            "chord_times": chord_times(result.chords, song.grid, result.key),
-            "notes": notes,
-            "grid": song.grid_source,
-            "tempo_bpm": round(float(song.tempo_bpm), 2),
-        })
+                guard.stage(xml_outs[i], lead_sheet_writer(song, result.chords, key=result.key,
+                                                           title=title_of(input_path, song)))
+            summaries.append({
+                "input": str(input_path),
+                "output": str(out),
+                "key": key_name(result.key),
+                "key_source": result.key_source,
+                "chord_source": chord_source,
+                "pickup_beats": n_pickup / beat_steps(song.grid),
+                "pickup_source": pickup_how,
+                "chords": [harte_symbol(c.chord, result.key) for c in result.chords],  # spelled for the key
+                "n_chords": len(result.chords),
+                "n_accompaniment_notes": len(result.accompaniment or []),
+                "model": harmonizer.source,
+                "stage_models": getattr(harmonizer, "stage_sources", {}),
+                "chord_times": chord_times(result.chords, song.grid, result.key),
+                "notes": notes,
+                "grid": song.grid_source,
+                "tempo_bpm": round(float(song.tempo_bpm), 2),
+            })
     return summaries
 
 
@@ -172,12 +176,17 @@ def chord_times(chords, grid, key) -> list[dict]:
             for i, c in enumerate(chords)]
 
 
-def save_json(obj, path: Path | None) -> str:
+def save_json(obj, path: Path | None, guard=None) -> str:
+    """The JSON text of ``obj``; written to ``path`` through ``guard`` (an ``outputs.Outputs`` that
+    checked it) when given, else through a fresh guard that refuses to overwrite."""
     text = json.dumps(obj, indent=2, default=str)
     if path:
-        from .atomic import atomic_write_text
+        from .outputs import write_outputs
 
-        atomic_write_text(path, text)
+        if guard is not None:
+            guard.stage(path, lambda tmp: Path(tmp).write_text(text))
+        else:
+            write_outputs({Path(path): lambda tmp: Path(tmp).write_text(text)})
     return text
 
 
@@ -202,8 +211,12 @@ def build_train_config(cli_values: dict, config_file: Path | None, explicit: set
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in cli_values.items()}
+    from_file: dict = {}
     if config_file is not None:
         from_file = _read_config_file(config_file)
+        if not isinstance(from_file, dict):
+            raise StripeError(f"a config file holds an object of TrainConfig fields, not {type(from_file).__name__}",
+                              config_file)
         unknown = sorted(set(from_file) - fields)
         if unknown:
             raise StripeError(f"unknown config keys: {', '.join(unknown)}", config_file)
@@ -225,7 +238,16 @@ def build_train_config(cli_values: dict, config_file: Path | None, explicit: set
         if values.get(k) is not None:
             values[k] = str(values[k])
     _validate_choices(values)
-    return TrainConfig(**values)
+    try:
+        return TrainConfig(**values)
+    except StripeError as err:  # a bad value from the config file: name the file
+        field = getattr(err, "field", None)
+        if config_file is not None and field in from_file and field not in explicit:
+            raise StripeError(err.message, config_file) from None
+        if field in explicit:  # name the flag the user typed
+            flag = {"n_layers": "layers", "n_heads": "heads", "causal": "bidirectional"}.get(field, field)
+            raise StripeError(err.message, "--" + flag.replace("_", "-")) from None
+        raise
 
 
 def _validate_choices(values: dict) -> None:
@@ -281,28 +303,29 @@ def run_train(cfg, resume: bool = False, explicit: set[str] | None = None):
 def run_eval(length: int = 16, data: Path | None = None, split: str = "val", model: str | None = None,
              max_songs: int = 0, chords: bool = True, accompaniment: bool = True, tune: bool = False,
              device: str = "cpu", as_json: bool = False, json_out: Path | None = None,
-             plot: Path | None = None) -> dict:
+             plot: Path | None = None, force: bool = False) -> dict:
     from .evaluate import EvalConfig, evaluate
+    from .outputs import Outputs
 
     root = data or default_data_dir()
     if root is None:
         raise StripeError("no data folder: pass --data pop909/ (a POP909-layout folder)")
     if length < 1:
         raise StripeError("--length must be at least 1 bar")
-    if json_out is not None and not Path(json_out).parent.exists():
-        raise StripeError("output folder does not exist", Path(json_out).parent)
+    guard = Outputs([json_out, plot], force=force, input_dirs=[root])  # checked before the long work
     cfg = EvalConfig(data=str(root), split=split, model=model, length=length, max_songs=max_songs,
                      chords=chords, accompaniment=accompaniment, tune=tune, device=device)
     report = evaluate(cfg, progress=not as_json)
-    text = save_json(report, json_out)
+    with guard:
+        text = save_json(report, json_out, guard)
+        if plot is not None:
+            plot_report(report, plot, guard)
     if as_json:
         import sys
 
         sys.stdout.write(text + "\n")
     else:
         print_report(report)
-    if plot is not None:
-        plot_report(report, plot)
     return report
 
 
@@ -318,19 +341,17 @@ def run_end_to_end(data: Path | None = None, split: str = "val", model: str | No
         raise StripeError("no data folder: pass --data pop909/ (a POP909-layout folder)")
     if songs < 0:
         raise StripeError("--songs must be 0 (all) or more")
-    if json_out is not None:
-        from .midi import check_output
+    from .outputs import Outputs
 
-        check_output(None, Path(json_out), force)
-        if Path(json_out).exists() and not force:
-            raise StripeError("already exists (use --force to overwrite)", json_out)
+    guard = Outputs([json_out], force=force, input_dirs=[root, cl_data])
     from .midi import GRID_CHOICES
 
     if grid not in GRID_CHOICES:
         raise StripeError(f"--grid must be one of {', '.join(GRID_CHOICES)}, not {grid!r}")
     report = evaluate_end_to_end(root, split=split, model=model, songs=songs, device=device,
                                  progress=not as_json, grid=grid, labels=labels, cl_data=cl_data)
-    text = save_json(report, json_out)
+    with guard:
+        text = save_json(report, json_out, guard)
     if as_json:
         import sys
 
@@ -381,7 +402,7 @@ def print_report(report: dict) -> None:
         console.print(table)
 
 
-def plot_report(report: dict, out: Path) -> None:
+def plot_report(report: dict, out: Path, guard=None) -> None:
     try:
         import matplotlib
 
@@ -398,7 +419,6 @@ def plot_report(report: dict, out: Path) -> None:
     ax.set_title(f"{report['config']['length']}-bar windows, split {report['config']['split']}")
     ax.legend()
     fig.tight_layout()
-    from .atomic import atomic_write
+    from .outputs import save_figure
 
-    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), suffix=".tmp.png")
-    plt.close(fig)
+    save_figure(fig, out, guard)

@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import StripeError
 
 
-def plot_labels(song, structure, report: dict, out: Path, bars_per_row: int = 8) -> None:
+def plot_labels(song, structure, report: dict, out: Path, bars_per_row: int = 8, guard=None) -> None:
     try:
         import matplotlib
 
@@ -58,7 +58,6 @@ def plot_labels(song, structure, report: dict, out: Path, bars_per_row: int = 8)
     fig.suptitle(f"{Path(report['file']).name}: {report['key']} ({report['key_source']}), "
                  f"melody track {report['melody_track']}; bar number and repetition letter above each bar")
     fig.tight_layout()
-    from .atomic import atomic_write
+    from .outputs import save_figure
 
-    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), suffix=".tmp.png")
-    plt.close(fig)
+    save_figure(fig, out, guard)

@@ -59,14 +59,22 @@ def m21_key(key: Key):
 
 def write_lead_sheet(song: Song, chords: list[ChordSpan] | None, out_path: str | Path, key: Key | None = None,
                      title: str | None = None, force: bool = False) -> Path:
-    from music21 import harmony, metadata, meter, note, stream, tie
-
-    from .atomic import atomic_write
-    from .midi import _M21_KIND, _meter_for_length, _nominal_meter, check_output
-    from .spelling import pitch_name
+    """The lead sheet written to ``out_path`` through the output guard (no overwrite without ``force``)."""
+    from .midi import check_output
 
     out = Path(out_path)
-    check_output(None, out, force)
+    with check_output(None, out, force) as guard:
+        guard.stage(out, lead_sheet_writer(song, chords, key=key, title=title))
+    return out
+
+
+def lead_sheet_writer(song: Song, chords: list[ChordSpan] | None, key: Key | None = None, title: str | None = None):
+    """What ``write_lead_sheet`` writes, as a function of the path to write it to (for ``Outputs.stage``)."""
+    from music21 import harmony, metadata, meter, note, stream, tie
+
+    from .midi import _M21_KIND, _meter_for_length, _nominal_meter
+    from .spelling import pitch_name
+
     q = 1.0 / STEPS_PER_QUARTER
     grid = song.grid
     bounds = list(grid.bar_starts) + [grid.n_steps]
@@ -141,5 +149,4 @@ def write_lead_sheet(song: Song, chords: list[ChordSpan] | None, out_path: str |
     score.metadata.movementName = title or song.name
     score.metadata.addContributor(metadata.Contributor(role="arranger", name="stripe (chords)"))
     score.insert(0, part)
-    atomic_write(out, lambda tmp: score.write("musicxml", fp=tmp), suffix=".tmp" + out.suffix)
-    return out
+    return lambda tmp: score.write("musicxml", fp=tmp)

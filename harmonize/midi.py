@@ -29,13 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
 from .chords import PITCH_NAMES, Chord
 from .errors import StripeError
 from .song import STEPS_PER_QUARTER, ChordSpan, Grid, Key, Note, Song
 
 MAX_BYTES = 20 * 1024 * 1024  # a 20 MB MIDI file is far beyond any song; refuse before parsing
 MAX_NOTES = 100_000  # POP909 songs hold 2k-6k notes
+MAX_EVENTS = 500_000  # MIDI events of all kinds; parsing costs ~15 us and ~300 B each, so refused up front
 MAX_TRACKS = 1024  # hundreds of tracks read fine (tested); more is a broken or generated file
 MIN_BPM, MAX_BPM = 5.0, 1000.0  # outside this the file's timing is corrupt, not musical
 MAX_STEPS = 100_000  # 16th steps (~3.5 h of 4/4 at 120 bpm); time and memory grow linearly with it
@@ -47,7 +47,57 @@ _BRIDGE_NAME = re.compile(r"^\s*bridge\s*$", re.IGNORECASE)
 # ----------------------------------------------------------------------------------------------- reading
 
 
-def _load_pretty_midi(path: Path, max_bytes: int):
+def _vlq_at(data: bytes, i: int, end: int) -> tuple[int, int]:
+    value = 0
+    while i < end:
+        b = data[i]
+        i += 1
+        value = (value << 7) | (b & 0x7F)
+        if not b & 0x80:
+            break
+    return value, i
+
+
+def count_events(data: bytes, max_notes: int = MAX_NOTES, max_events: int = MAX_EVENTS) -> tuple[int, int]:
+    """(note-ons, events) in a MIDI file's bytes, by a scan of the track chunks that stops as soon as either
+    passes its cap (so a 20 MB file of notes costs ~0.1 s here instead of minutes and gigabytes in mido).
+    Garbage ends the scan early: the real parser reports it."""
+    notes = events = 0
+    if data[:4] != b"MThd" or len(data) < 14:
+        return 0, 0
+    pos, size = 8 + int.from_bytes(data[4:8], "big"), len(data)
+    while pos + 8 <= size:
+        kind, length = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "big")
+        i, end = pos + 8, min(pos + 8 + length, size)
+        running = 0
+        while kind == b"MTrk" and i < end:
+            _, i = _vlq_at(data, i, end)  # delta time
+            if i >= end:
+                break
+            status = data[i]
+            if status == 0xFF:  # meta: type, length, data
+                n, i = _vlq_at(data, i + 2, end)
+                i += n
+            elif status in (0xF0, 0xF7):  # sysex
+                n, i = _vlq_at(data, i + 1, end)
+                i += n
+            else:
+                if status & 0x80:
+                    running, i = status, i + 1
+                elif not running:
+                    break  # data byte without a status: corrupt, left to the parser
+                high = running & 0xF0
+                if high == 0x90 and i + 1 < end and data[i + 1]:
+                    notes += 1
+                i += 1 if high in (0xC0, 0xD0) else 2
+            events += 1
+            if notes > max_notes or events > max_events:
+                return notes, events
+        pos = end
+    return notes, events
+
+
+def _load_pretty_midi(path: Path, max_bytes: int, max_notes: int = MAX_NOTES, max_events: int = MAX_EVENTS):
     """Checks on the path, then parse; every failure is a one-line StripeError naming the file."""
     import pretty_midi
 
@@ -61,6 +111,17 @@ def _load_pretty_midi(path: Path, max_bytes: int):
     if size > max_bytes:
         raise StripeError(f"file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit", path)
     _check_time_division(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise StripeError(f"cannot read file: {exc.strerror}", path) from exc
+    notes, events = count_events(data, max_notes, max_events)
+    if notes > max_notes:
+        raise StripeError(f"more than {max_notes} notes, over the limit (refused before parsing)", path)
+    if events > max_events:
+        raise StripeError(f"more than {max_events} MIDI events, over the limit (refused before parsing)", path)
+    del data
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pretty_midi warns about odd but readable files
@@ -256,7 +317,8 @@ def _choose_melody(instruments, labels, quantized, melody_track, path) -> int:
     if melody_track is not None:
         index = None
         text = str(melody_track).strip()
-        if isinstance(melody_track, int) or text.lstrip("-").isdigit():
+        digits = text.lstrip("-")
+        if isinstance(melody_track, int) or (digits.isascii() and digits.isdigit() and len(digits) <= 9):
             index = int(text)
             if not 0 <= index < len(instruments):
                 index = None
@@ -268,7 +330,7 @@ def _choose_melody(instruments, labels, quantized, melody_track, path) -> int:
                     break
         if index is None:
             raise StripeError(
-                f"no track {melody_track!r}; tracks are: {describe_tracks(instruments)}", path
+                f"no track {str(melody_track)[:40]!r}; tracks are: {describe_tracks(instruments)}", path
             )
         if instruments[index].is_drum:
             raise StripeError(f"track {melody_track!r} is a drum track, not a melody", path)
@@ -285,7 +347,8 @@ def melody_track_arg(value: str | None) -> str | int | None:
     """``--melody-track`` text: digits are a track index, anything else a track name."""
     if value is None:
         return None
-    return int(value) if value.strip().isdigit() else value
+    text = value.strip()
+    return int(text) if text and len(text) <= 9 and text.isascii() and text.isdigit() else value
 
 
 GRID_CHOICES = ("auto", "file", "notes")
@@ -361,7 +424,7 @@ def read_song(
     if grid not in GRID_CHOICES:
         raise StripeError(f"--grid must be one of {', '.join(GRID_CHOICES)}, not {grid!r}")
     path = Path(path)
-    pm = _load_pretty_midi(path, max_bytes)
+    pm = _load_pretty_midi(path, max_bytes, max_notes)
     instruments = pm.instruments
     if len(instruments) > max_tracks:
         raise StripeError(f"{len(instruments)} tracks, over the limit of {max_tracks}", path)
@@ -441,15 +504,11 @@ def read_song(
 # ----------------------------------------------------------------------------------------------- writing
 
 
-def check_output(source: Path | None, out: Path, force: bool) -> None:
-    if not out.parent.exists():
-        raise StripeError(f"output folder {str(out.parent)!r} does not exist", out)
-    if out.is_dir():
-        raise StripeError("is a folder; give a file name for the output", out)
-    if source is not None and out.exists() and out.resolve() == source.resolve() and not force:
-        raise StripeError("refusing to overwrite the input file (use --force)", out)
-    if out.exists() and not force:
-        raise StripeError("already exists (use --force to overwrite)", out)
+def check_output(source: Path | None, out: Path, force: bool):
+    """The output guard's checks for one file (see ``outputs.py``); returns the guard to write through."""
+    from .outputs import Outputs
+
+    return Outputs([out], inputs=[source], force=force)
 
 
 def voice_chord(chord: Chord, ceiling: int) -> list[int]:
@@ -472,6 +531,29 @@ def voice_chord(chord: Chord, ceiling: int) -> list[int]:
 def _free_channels(mid) -> list[int]:
     used = {m.channel for track in mid.tracks for m in track if hasattr(m, "channel")}
     return [c for c in range(16) if c != 9 and c not in used]
+
+
+def pick_channels(mid, need: int) -> list[tuple[int, bool]]:
+    """``need`` (channel, set_program) pairs for the added tracks, never refusing.
+
+    Best a channel the input never uses; then one that holds no notes (only controllers or programs);
+    when all 15 melodic channels hold notes, the added tracks share the one with the fewest notes and
+    play with its instrument (no program change, so its own part keeps its sound). The added tracks may
+    share one channel with each other (both are piano)."""
+    used, notes = set(), [0] * 16
+    for track in mid.tracks:
+        for m in track:
+            if hasattr(m, "channel"):
+                used.add(m.channel)
+                if m.type == "note_on" and m.velocity:
+                    notes[m.channel] += 1
+    melodic = [c for c in range(16) if c != 9]
+    free = [(c, True) for c in melodic if c not in used]
+    quiet = [(c, True) for c in melodic if c in used and not notes[c]]
+    picked = (free + quiet)[:need]
+    if not picked:
+        picked = [(min(melodic, key=lambda c: (notes[c], c)), False)]
+    return (picked * need)[:need]
 
 
 def _vlq(value: int) -> bytes:
@@ -568,11 +650,30 @@ def write_harmonized(
     (for voicing the chords under it) defaults to the melody ``read_song`` finds in the source. Writes atomically; refuses
     to overwrite an existing file (or the input) unless ``force``.
     """
+    source, out = Path(source_path), Path(out_path)
+    with check_output(source, out, force) as guard:
+        guard.stage(out, harmonized_writer(source, chords, grid, accompaniment, chord_velocity, chord_program,
+                                           accompaniment_program, melody, tempo_map, key))
+    return out
+
+
+def harmonized_writer(
+    source: Path,
+    chords: list[ChordSpan],
+    grid: Grid,
+    accompaniment: list[Note] | None = None,
+    chord_velocity: int = 60,
+    chord_program: int = 0,
+    accompaniment_program: int = 0,
+    melody: list[Note] | None = None,
+    tempo_map=None,
+    key: Key | None = None,
+):
+    """What ``write_harmonized`` writes, as a function of the path to write it to (for ``Outputs.stage``)."""
     import mido
     import pretty_midi
 
-    source, out = Path(source_path), Path(out_path)
-    check_output(source, out, force)
+    source = Path(source)
     if melody is None:
         melody = read_song(source).melody
     try:
@@ -587,10 +688,7 @@ def write_harmonized(
         seconds = grid.step_to_time(np.asarray(steps, dtype=np.float64))
         return _times_to_ticks(pm, seconds) if tempo_map is None else tempo_map.seconds_to_ticks(seconds)
 
-    channels = _free_channels(mid)
-    need = 1 + (accompaniment is not None)
-    if len(channels) < need:
-        raise StripeError("every MIDI channel is in use; no channel left for the added tracks", source)
+    channels = pick_channels(mid, 1 + (accompaniment is not None))
     if mid.type == 0:
         mid.type = 1  # the single track keeps the tempo map; new tracks follow it
     elif mid.type == 2:
@@ -602,8 +700,8 @@ def write_harmonized(
     chord_velocity = int(min(127, max(1, chord_velocity)))
 
     # ---- chords: block chords under the melody, symbols as markers
-    ch = channels[0]
-    events: list[tuple[int, int, bytes]] = [(0, 0, bytes([0xC0 | ch, chord_program & 0x7F]))]
+    ch, set_program = channels[0]
+    events: list[tuple[int, int, bytes]] = [(0, 0, bytes([0xC0 | ch, chord_program & 0x7F]))] if set_program else []
     mel_start = np.array([n.start for n in melody], dtype=np.int64)
     mel_end = np.array([n.end for n in melody], dtype=np.int64)
     mel_pitch = np.array([n.pitch for n in melody], dtype=np.int64)
@@ -622,8 +720,8 @@ def write_harmonized(
 
     # ---- accompaniment
     if accompaniment is not None:
-        ch = channels[1]
-        events = [(0, 0, bytes([0xC0 | ch, accompaniment_program & 0x7F]))]
+        ch, set_program = channels[1]
+        events = [(0, 0, bytes([0xC0 | ch, accompaniment_program & 0x7F]))] if set_program else []
         if accompaniment:
             ticks = to_tick([x for n in accompaniment for x in (n.start, n.end)]).reshape(-1, 2)
             for n, (start, end) in zip(accompaniment, ticks, strict=True):
@@ -634,8 +732,7 @@ def write_harmonized(
                 events.append((int(end), 2, bytes([0x80 | ch, n.pitch & 0x7F, 0])))
         chunks.append(_encode_track("Accompaniment", events))
 
-    atomic_write(out, lambda tmp: _save_with_tracks(mid, chunks, tmp), suffix=".tmp" + out.suffix)
-    return out
+    return lambda tmp: _save_with_tracks(mid, chunks, tmp)
 
 
 def chord_symbol(chord: Chord, key: Key | None = None) -> str:

@@ -453,12 +453,23 @@ def split_song_ids(split: str, root: Path | None = None) -> list[int]:
     """Song numbers of ``split`` (train/val/test) from ``root/split.json``, else the packaged copy."""
     path = None if root is None else Path(root) / "split.json"
     if path is not None and path.exists():
-        table = json.loads(path.read_text())
+        try:
+            table = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise StripeError(f"unreadable split file ({type(err).__name__}); expected JSON like "
+                              '{"train": [1, 2], "val": [3]}', path) from None
     else:
         table = json.loads(resources.files("harmonize").joinpath("data/pop909_split.json").read_text())
+    if not isinstance(table, dict):
+        raise StripeError(f"split file must hold a JSON object, not {type(table).__name__}", path)
     if split not in table or split == "source":
-        raise StripeError(f"unknown split {split!r} (have {[k for k in table if k != 'source']})", path)
-    return [int(x) for x in table[split]]
+        raise StripeError(f"unknown split {split[:40]!r} (have {[k for k in table if k != 'source'][:10]})", path)
+    ids = table[split]
+    if not isinstance(ids, list) or not all(
+            (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, str) and x.isascii() and x.isdigit()
+                                                                 and len(x) <= 9) for x in ids):
+        raise StripeError(f"split {split!r} must be a list of song numbers", path)
+    return [int(x) for x in ids]
 
 
 class LoadedSongs(list):

@@ -24,7 +24,21 @@ def saved_config(run: Path) -> dict | None:
         saved = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise StripeError(f"unreadable run config ({err.__class__.__name__})", path) from None
-    return saved if isinstance(saved, dict) else None
+    if not isinstance(saved, dict):
+        raise StripeError(f"must hold a JSON object, not {type(saved).__name__}", path)
+    import dataclasses
+
+    from .train import TrainConfig
+
+    unknown = sorted(set(saved) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise StripeError(f"not a stripe run config (unknown keys: {', '.join(str(k)[:30] for k in unknown[:5])})",
+                          path)
+    try:
+        TrainConfig(**saved)  # every field checked before anything is compared or written back
+    except StripeError as err:
+        raise StripeError(err.message, path) from None
+    return saved
 
 
 def saved_data(run: Path) -> str | None:

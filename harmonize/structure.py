@@ -298,7 +298,7 @@ def parse_key(text: str) -> Key:
         word = m.group(2)
         mode = "major" if word == "M" else _MODE_WORDS.get(word.lower())
     if not m or mode is None:
-        raise StripeError(f"cannot read key {text!r}: write it like 'A minor', 'Am', 'A:min', 'F# major' or 'Eb'")
+        raise StripeError(f"cannot read key {text[:40]!r}: write it like 'A minor', 'Am', 'A:min', 'F# major' or 'Eb'")
     return Key(parse_pitch_class(m.group(1)), mode)
 
 

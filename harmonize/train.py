@@ -18,6 +18,7 @@ import json
 import math
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .atomic import atomic_write_text
+from .atomic import TEMP_PREFIX, atomic_write_text
 from .errors import StripeError
 
 STAGES = ("chord", "accompaniment")
@@ -74,12 +75,58 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (CUDA only)
 
     def __post_init__(self):
+        _check_fields(self)
         if self.stage not in STAGES:
             raise StripeError(f"stage must be one of {', '.join(STAGES)}, not {self.stage!r}")
         self.inputs = tuple(self.inputs)
 
 
+# (low, high) of every number in TrainConfig: a config file or a flag outside these is a user error, caught
+# before anything is written or allocated
+_RANGES = {
+    "bars": (1, 1024), "hop_bars": (1, 1024), "d_model": (1, 4096), "n_heads": (1, 256), "n_layers": (1, 128),
+    "d_ff": (1, 65536), "dropout": (0.0, 0.99), "epochs": (1, 10**6), "batch_size": (1, 65536),
+    "lr": (1e-12, 10.0), "warmup_steps": (0, 10**9), "lr_decay": (1e-6, 1.0), "grad_clip": (0.0, 1e6),
+    "curriculum_steps": (0, 10**9), "curriculum_min": (1, 10**6), "transpose": (0, 12),
+    "chroma_noise": (0.0, 1.0), "bridge_dropout": (0.0, 1.0), "seed": (0, 2**63 - 1),
+    "checkpoint_every": (1, 10**9), "log_every": (1, 10**9), "max_steps": (0, 10**12), "max_minutes": (0.0, 1e7),
+    "max_songs": (0, 10**7), "val_max_songs": (0, 10**7), "threads": (0, 4096),
+}
+
+
+def _check_fields(cfg) -> None:
+    """Every field of the right type (a JSON config or a resumed run's file can hold anything) and in range."""
+    for f in dataclasses.fields(cfg):
+        value, kind = getattr(cfg, f.name), str(f.type)
+        if kind.startswith("tuple"):
+            ok = isinstance(value, (list, tuple)) and all(isinstance(x, str) for x in value)
+            want = "a list of strings"
+        elif kind == "bool":
+            ok, want = isinstance(value, bool), "true or false"
+        elif kind == "int":
+            ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif kind == "float":
+            ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        else:  # str, or str | None
+            ok = isinstance(value, str) or (value is None and "None" in kind)
+            want = "a string" + (" or null" if "None" in kind else "")
+        if ok and f.name in _RANGES and not isinstance(value, bool):
+            lo, hi = _RANGES[f.name]
+            ok = lo <= value <= hi and value == value  # NaN fails
+            want = f"{want} in {lo}..{hi}"
+        if not ok:
+            shown = repr(value)
+            err = StripeError(f"{f.name} must be {want}, not {shown if len(shown) <= 40 else shown[:40] + '...'}")
+            err.field = f.name
+            raise err
+
+
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d{1,3})?)$")
+
+
 def resolve_device(name: str) -> torch.device:
+    if not isinstance(name, str) or not (name == "auto" or _DEVICE.match(name)):
+        raise StripeError(f"must be auto, cpu, cuda or cuda:N, not {str(name)[:40]!r}", "--device")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -241,10 +288,58 @@ def save_checkpoint(run: Path, model, optimizer, state: dict, cfg: TrainConfig) 
         _rmtree(old)
 
 
-def _rmtree(path: Path) -> None:
-    import shutil
+# the only files stripe writes in a checkpoint/ or final/ folder: nothing else is ever deleted
+_OURS = frozenset({"config.json", "model.safetensors", "train_state.pt"})
 
-    shutil.rmtree(path, ignore_errors=True)
+
+def _check_ours(path: Path) -> None:
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise StripeError("is not a folder stripe wrote; move it away", path)
+    if path.is_dir():
+        foreign = sorted(p.name for p in path.iterdir()
+                         if not p.is_file() or p.is_symlink() or not (p.name in _OURS or p.name.startswith(TEMP_PREFIX)))
+        if foreign:
+            raise StripeError(f"holds files stripe did not write ({', '.join(foreign[:3])}); move them away first",
+                              path)
+
+
+def _rmtree(path: Path, strict: bool = False) -> None:
+    """Remove a folder stripe made. ``strict`` (``final/``, where users look and may add files): only when it
+    holds nothing but stripe's own files, else a one-line error. The scratch folders (``checkpoint.tmp``,
+    ``checkpoint.old``, ``final.tmp``) are stripe's whole, whatever a kill left in them."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if not strict:
+        import shutil
+
+        if path.is_symlink() or not path.is_dir():
+            raise StripeError("is not a folder stripe wrote; move it away", path)
+        shutil.rmtree(path)
+        return
+    _check_ours(path)
+    for p in path.iterdir():  # all ours: checked just above
+        p.unlink()
+    path.rmdir()
+
+
+def _saved_config(cfg_path: Path, cfg: TrainConfig) -> TrainConfig:
+    """The run's own train_config.json (validated), with this call's out/device/threads."""
+    if not cfg_path.is_file():
+        raise StripeError("nothing to resume: no train_config.json", cfg_path.parent)
+    try:
+        saved = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise StripeError(f"unreadable run config ({type(err).__name__})", cfg_path) from None
+    if not isinstance(saved, dict):
+        raise StripeError(f"must hold a JSON object, not {type(saved).__name__}", cfg_path)
+    unknown = sorted(set(saved) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise StripeError(f"not a stripe run config (unknown keys: {', '.join(k[:30] for k in unknown[:5])})", cfg_path)
+    saved.update({"out": cfg.out, "device": cfg.device, "threads": cfg.threads})
+    try:
+        return TrainConfig(**saved)
+    except StripeError as err:
+        raise StripeError(err.message, cfg_path) from None
 
 
 def find_checkpoint(run: Path) -> Path | None:
@@ -294,14 +389,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
     started = time.perf_counter()  # --max-minutes counts everything: loading, training, validation, saving
     run = Path(cfg.out)
     cfg_path = run / "train_config.json"
+    if run.exists() and not run.is_dir():
+        raise StripeError("is a file; --out names the run folder", run)
     if resume:
-        if not cfg_path.exists():
-            raise StripeError("nothing to resume: no train_config.json", run)
-        saved = json.loads(cfg_path.read_text())
-        saved.update({"out": cfg.out, "device": cfg.device, "threads": cfg.threads})
-        cfg = TrainConfig(**saved)
+        cfg = _saved_config(cfg_path, cfg)
     elif run.exists() and any(run.iterdir()):
         raise StripeError("run folder exists and is not empty (use --resume to continue it, or another --out)", run)
+    if resume:
+        for name in ("final", "checkpoint"):
+            _check_ours(run / name)  # refused now, not deleted at the end of the run
+        if find_checkpoint(run) is None and (run / "final").exists():
+            raise StripeError("no checkpoint to resume from, and final/ holds a finished model that a new run "
+                              "would replace; move final/ away or use another --out", run)
     device = resolve_device(cfg.device)
     use_amp = resolve_precision(cfg.precision, device)
     maybe_compile(None, cfg.compile, device)  # refuse before anything is written
@@ -319,10 +418,9 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, 
 
     ctx.check_batch(cfg.batch_size)
     ctx.barrier()  # every rank has checked the run folder before rank 0 writes into it
-    if ctx.is_main:
-        run.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cfg_path, json.dumps(dataclasses.asdict(cfg), indent=2))
+    ckpt = find_checkpoint(run) if resume else None
 
+    # data, config and device are checked before anything is written: a failed start leaves no run folder
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -336,7 +434,12 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, 
     model = net
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, epoch, batch_pos, history = 0, 0, 0, []
-    ckpt = find_checkpoint(run) if resume else None
+    if ctx.is_main:
+        try:
+            run.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StripeError(f"cannot create the run folder ({err.strerror})", run) from None
+        atomic_write_text(cfg_path, json.dumps(dataclasses.asdict(cfg), indent=2))
     if ckpt is not None:
         state = load_checkpoint(ckpt, model, optimizer)
         step, epoch, batch_pos, history = state["step"], state["epoch"], state["batch_pos"], state["history"]
@@ -461,7 +564,7 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, 
                                             "train_config": dataclasses.asdict(cfg),
                                             "val": history[-1]})
         if final.exists():
-            _rmtree(final)
+            _rmtree(final, strict=True)
         os.replace(tmp, final)
     finally:
         if bar:
