@@ -212,20 +212,22 @@ def assemble(chord: Path, accompaniment: Path | None, out: Path, decoding: dict 
     """Build a harmonizer folder from two trained stage folders (``final/`` of ``stripe train`` runs)."""
     import shutil
 
+    from .atomic import atomic_write, atomic_write_text
+
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for stage, src in (("chord", chord), ("accompaniment", accompaniment)):
-        if src is None:
-            continue
-        meta = read_meta(Path(src))
+    stages = [(stage, Path(src)) for stage, src in (("chord", chord), ("accompaniment", accompaniment)) if src]
+    for stage, src in stages:  # both stages validate before anything is written
+        meta = read_meta(src)
         if meta.get("stage") != stage:
             raise StripeError(f"expected a {stage} model, config.json says {meta.get('stage')!r}", src)
+    out.mkdir(parents=True, exist_ok=True)
+    for stage, src in stages:
         dest = out / stage
         dest.mkdir(exist_ok=True)
         for name in ("config.json", "model.safetensors"):
-            shutil.copyfile(Path(src) / name, dest / name)
-    (out / "harmonizer.json").write_text(json.dumps({"decoding": {**DEFAULT_DECODING, **(decoding or {})}},
-                                                    indent=2) + "\n")
+            atomic_write(dest / name, lambda tmp, f=src / name: shutil.copyfile(f, tmp))
+    atomic_write_text(out / "harmonizer.json",
+                      json.dumps({"decoding": {**DEFAULT_DECODING, **(decoding or {})}}, indent=2) + "\n")
     if card is not None:
-        (out / "README.md").write_text(card)
+        atomic_write_text(out / "README.md", card)
     return out

@@ -99,3 +99,19 @@ def test_bundled_model_ships_and_loads():
     assert harmonizer.source == f"bundled:{BUNDLED}" and harmonizer.accompaniment is not None
     meta = harmonizer.accompaniment.meta
     assert meta["stage"] == "accompaniment" and meta["context"] == "bin"
+
+
+def test_assembly_validates_both_stages_before_writing(tmp_path):
+    """Issue 12: a wrong stage folder leaves nothing behind; a good assembly is written atomically."""
+    from harmonize.hub import assemble
+
+    model_dir = tiny_harmonizer(tmp_path / "m")
+    out = tmp_path / "assembled"
+    with pytest.raises(StripeError, match="expected a accompaniment model"):
+        assemble(model_dir / "chord", model_dir / "chord", out)
+    assert not out.exists()
+    assemble(model_dir / "chord", model_dir / "accompaniment", out, card="# card\n")
+    for stage in ("chord", "accompaniment"):
+        assert (out / stage / "model.safetensors").read_bytes() == (model_dir / stage / "model.safetensors").read_bytes()
+    assert json.loads((out / "harmonizer.json").read_text())["decoding"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "accompaniment", "chord", "harmonizer.json"]
