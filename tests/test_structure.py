@@ -170,3 +170,34 @@ def test_estimate_key_on_pop909(pop909_dir):
         total += 1
         hits += key == Key(parse_pitch_class(tonic), "major" if mode.startswith("maj") else "minor")
     assert hits / total >= 0.6, f"{hits}/{total}"
+
+
+def _tune(pitches, lengths=None):
+    """A melody of (pitch, 16ths) in 4/4 bars for ``song_of``."""
+    lengths = lengths or [4] * len(pitches)
+    notes, t = [], 0
+    for p, ln in zip(pitches, lengths, strict=True):
+        notes.append((t, ln, p))
+        t += ln
+    return [[(on % 16, ln, p) for on, ln, p in notes if on // 16 == b] for b in range((t + 15) // 16)]
+
+
+def test_estimate_key_does_not_pick_the_dominant():
+    from harmonize.structure import estimate_key_profile
+
+    # C-D-E-F-G: the profile alone reads G major (F is not in its scale)
+    five = song_of(_tune([60, 62, 64, 65, 67], [4, 4, 4, 4, 16]))
+    assert estimate_key_profile(five) == Key(7, "major")
+    assert estimate_key(five) == Key(0, "major")
+    # a jig-like tune in D that dwells on A: the profile alone reads A major
+    jig = [62, 66, 69, 69, 69, 64, 69, 71, 69, 67, 66, 64, 69, 69, 73, 69, 66, 64, 62]
+    jig_song = song_of(_tune(jig, [2] * 18 + [8]))
+    assert estimate_key(jig_song) == Key(2, "major")
+
+
+def test_local_keys_open_in_the_global_key():
+    # G minor with a bright opening (B natural as the leading tone's neighbour) stays G minor at bar 1
+    tune = [67, 71, 74, 71, 67, 70, 69, 67, 74, 72, 70, 69, 67, 66, 67, 62, 70, 69, 67, 67]
+    song = song_of(_tune(tune, [4] * 19 + [16]))
+    glob = estimate_key(song)
+    assert local_keys(song, window_bars=4)[0] == (0, glob)
