@@ -47,23 +47,62 @@ def decode_chords(
     temperature: float = 0.0,
     rng: np.random.Generator | None = None,
     prior_weight: float = 0.0,
+    *,
+    beat_level: bool = False,
+    melody_span: tuple[int, int] | None = None,
+    rep_groups: np.ndarray | None = None,
+    rep_weight: float = 0.0,
+    transitions: dict | None = None,
+    cadence_weight: float = 0.0,
+    final_note: tuple[int, int] | None = None,
 ) -> list[ChordSpan]:
-    """One chord per beat from per-step log-probabilities ``[n_steps, N_CLASSES]``.
+    """One chord per beat from per-step log-probabilities ``[n_steps, N_CLASSES]`` (``beat_level``: per-beat
+    rows ``[n_beats, N_CLASSES]``, as a per-beat chord stage gives them).
 
     ``temperature == 0`` gives the Viterbi path; above 0 a path is sampled from the HMM posterior with
     emissions divided by the temperature (``rng`` makes it reproducible). ``prior_weight`` divides the
     posteriors by the song's mean posterior to that power, trading a little accuracy for chord variety.
+
+    ``melody_span`` = (first note's start, last note's end): beats wholly outside it get N (no chord).
+    ``rep_groups`` (one id per beat, -1 for none; ``rep_beat_groups``): beats of bars whose melody repeats
+    share an id and their emissions are pulled towards the group's mean by ``rep_weight`` (0..1), so
+    repeated phrases get the same chords unless the model is confident otherwise. ``transitions`` (learnt,
+    ``load_transitions``) replaces the hand-set change penalties with key-relative chord bigrams and a
+    chord-change probability per beat of the bar. ``cadence_weight`` favours the tonic chord under the
+    melody's ``final_note`` (start, end) and the dominant on the beat before it.
     """
-    emis = beat_log_probs(step_log_probs, beat_starts, n_steps) + key_prior(key, key_weight)
-    if prior_weight:
-        # posterior / prior^w (the hybrid-HMM "scaled likelihood"): frequent chords such as the tonic stop
-        # drowning out the rest; the prior is the song's own mean posterior, so no corpus statistics are needed
+    if beat_level:
+        emis = np.array(step_log_probs, dtype=np.float64, copy=True)
+        song_prior = np.log(np.exp(emis).mean(0) + 1e-6) if len(emis) else 0.0
+    else:
+        emis = beat_log_probs(step_log_probs, beat_starts, n_steps)
         song_prior = np.log(np.exp(step_log_probs).mean(0) + 1e-6)
-        emis -= prior_weight * song_prior
-    emis[:, 0] -= none_penalty  # a harmonizer should harmonize: no-chord only when clearly best
     n_beats = len(emis)
     if n_beats == 0:
         return []
+    emis = emis + key_prior(key, key_weight)
+    if prior_weight:
+        # posterior / prior^w (the hybrid-HMM "scaled likelihood"): frequent chords such as the tonic stop
+        # drowning out the rest; the prior is the song's own mean posterior, so no corpus statistics are needed
+        emis -= prior_weight * song_prior
+    emis[:, 0] -= none_penalty  # a harmonizer should harmonize: no-chord only when clearly best
+    if rep_groups is not None and rep_weight > 0:
+        emis = rep_average(emis, np.asarray(rep_groups), rep_weight)
+    bounds = list(beat_starts) + [n_steps]
+    if cadence_weight and key is not None and final_note is not None:
+        emis = _cadence(emis, bounds, key, final_note, cadence_weight)
+    if melody_span is not None:
+        first, last = melody_span
+        outside = [i for i in range(n_beats) if bounds[i + 1] <= first or bounds[i] >= last]
+        emis[outside] = -1e9
+        emis[outside, 0] = 0.0
+    if transitions is not None:
+        trans = transition_matrices(transitions, key, beat_starts, bar_starts)
+        if temperature > 0:
+            path = _sample_path_full(emis / temperature, trans, temperature, rng or np.random.default_rng(0))
+        else:
+            path = _viterbi_full(emis, trans)
+        return spans_from_beats(path, beat_starts, n_steps)
     bars = set(bar_starts)
     change = np.array([change_penalty + (0.0 if b in bars else offbar_penalty) for b in beat_starts])
     if temperature > 0:
@@ -71,6 +110,149 @@ def decode_chords(
     else:
         path = _viterbi(emis, change)
     return spans_from_beats(path, beat_starts, n_steps)
+
+
+def melody_span(notes: list[Note]) -> tuple[int, int] | None:
+    """(first note's start, last note's end), or None without notes."""
+    if not notes:
+        return None
+    return min(n.start for n in notes), max(n.end for n in notes)
+
+
+def rep_beat_groups(bar_ids, bar_has_notes, beat_starts: list[int], bar_starts: list[int]) -> np.ndarray:
+    """One id per beat: beats at the same place of bars with the same melody-repetition id
+    (``structure.melody_repetition``) share an id; beats of bars without notes or of bars that do not
+    repeat get -1."""
+    bar_ids = np.asarray(bar_ids)
+    counts = np.bincount(bar_ids[np.asarray(bar_has_notes, dtype=bool)], minlength=int(bar_ids.max(initial=0)) + 1)
+    bar_of_beat = np.searchsorted(np.asarray(bar_starts), np.asarray(beat_starts), side="right") - 1
+    out = np.full(len(beat_starts), -1, dtype=np.int64)
+    for i, (b, s) in enumerate(zip(bar_of_beat, beat_starts, strict=True)):
+        if b < 0 or not bar_has_notes[b] or counts[bar_ids[b]] < 2:
+            continue
+        offset = s - bar_starts[b]
+        out[i] = int(bar_ids[b]) * 4096 + min(offset, 4095)
+    return out
+
+
+def rep_average(emis: np.ndarray, groups: np.ndarray, weight: float) -> np.ndarray:
+    """Emissions pulled towards the mean of their repetition group by ``weight``."""
+    out = emis.copy()
+    for g in np.unique(groups[groups >= 0]):
+        idx = np.nonzero(groups == g)[0]
+        out[idx] = (1 - weight) * emis[idx] + weight * emis[idx].mean(0)
+    return out
+
+
+def _cadence(emis: np.ndarray, bounds: list[int], key: Key, final_note: tuple[int, int], weight: float) -> np.ndarray:
+    """Bonus for the tonic chord on the beats of the melody's final note, half of it for V just before."""
+    from .chords import Chord
+
+    out = emis.copy()
+    start, end = final_note
+    tonic = Chord(key.tonic, "maj" if key.mode == "major" else "min").class_index
+    dominant = Chord((key.tonic + 7) % 12, "maj").class_index
+    beats = [i for i in range(len(emis)) if bounds[i] < end and bounds[i + 1] > start]
+    if not beats:
+        return out
+    out[beats[0]:beats[-1] + 1, tonic] += weight
+    if beats[0] > 0:
+        out[beats[0] - 1, dominant] += weight / 2
+    return out
+
+
+# ------------------------------------------------------------------------------ learnt transitions
+TRANSITIONS_FORMAT = "stripe-transitions/1"
+
+
+def relative_class_lut(tonic: int) -> np.ndarray:
+    """Absolute chord class -> class transposed so that ``tonic`` becomes C (N stays N)."""
+    return np.array([chord_from_class(c).transposed(-tonic).class_index for c in range(N_CLASSES)])
+
+
+def load_transitions(path) -> dict:
+    """A ``transitions.json`` (``benchmarks/learn_transitions.py``), checked: format, shapes, ranges."""
+    import json
+    from pathlib import Path
+
+    from .errors import StripeError
+
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise StripeError(f"unreadable transitions file ({err.__class__.__name__})", path) from None
+    if not isinstance(raw, dict) or raw.get("format") != TRANSITIONS_FORMAT:
+        raise StripeError(f"not a {TRANSITIONS_FORMAT} file", path)
+    try:
+        out = {"format": TRANSITIONS_FORMAT, "weight": float(raw.get("weight", 1.0))}
+        for mode in ("major", "minor"):
+            m = np.asarray(raw[mode], dtype=np.float64)
+            if m.shape != (N_CLASSES, N_CLASSES) or not np.all(np.isfinite(m)) or (m < 0).any():
+                raise ValueError(mode)
+            out[mode] = m
+        change = np.asarray(raw["change_by_beat"], dtype=np.float64)
+        if change.ndim != 1 or not len(change) or not ((change > 0) & (change < 1)).all():
+            raise ValueError("change_by_beat")
+        out["change_by_beat"] = change
+    except (KeyError, TypeError, ValueError) as err:
+        raise StripeError(f"bad transitions file ({err})", path) from None
+    return out
+
+
+def transition_matrices(transitions: dict, key: Key | None, beat_starts: list[int], bar_starts: list[int]):
+    """(log change-matrix ``[C, C]`` with -inf diagonal, log p(change) and log p(stay) per beat)."""
+    key = key or Key(0, "major")
+    lut = relative_class_lut(key.tonic)
+    bigram = np.asarray(transitions[key.mode], dtype=np.float64)[np.ix_(lut, lut)]
+    np.fill_diagonal(bigram, 0.0)
+    bigram = bigram / np.maximum(bigram.sum(1, keepdims=True), 1e-12)
+    with np.errstate(divide="ignore"):
+        log_move = np.log(bigram)
+    np.fill_diagonal(log_move, -np.inf)
+    change = np.asarray(transitions["change_by_beat"], dtype=np.float64)
+    bar_of_beat = np.searchsorted(np.asarray(bar_starts), np.asarray(beat_starts), side="right") - 1
+    pos = np.zeros(len(beat_starts), dtype=np.int64)
+    for i in range(1, len(beat_starts)):
+        pos[i] = 0 if bar_of_beat[i] != bar_of_beat[i - 1] else pos[i - 1] + 1
+    p = change[np.minimum(pos, len(change) - 1)]
+    w = float(transitions.get("weight", 1.0))
+    return w * log_move, w * np.log(p), w * np.log1p(-p)
+
+
+def _viterbi_full(emis: np.ndarray, trans) -> list[int]:
+    log_move, log_change, log_stay = trans
+    n, c = emis.shape
+    score = emis[0].copy()
+    back = np.zeros((n, c), dtype=np.int64)
+    for t in range(1, n):
+        cand = score[:, None] + log_move  # [from, to]
+        best_from = cand.argmax(0)
+        move = cand[best_from, np.arange(c)] + log_change[t]
+        stay = score + log_stay[t]
+        back[t] = np.where(stay >= move, np.arange(c), best_from)
+        score = np.maximum(stay, move) + emis[t]
+    path = [int(score.argmax())]
+    for t in range(n - 1, 0, -1):
+        path.append(int(back[t, path[-1]]))
+    return path[::-1]
+
+
+def _sample_path_full(emis: np.ndarray, trans, temperature: float, rng: np.random.Generator) -> list[int]:
+    log_move, log_change, log_stay = (x / temperature for x in trans)
+    n, c = emis.shape
+    alpha = np.zeros((n, c))
+    alpha[0] = emis[0] - _logsumexp(emis[0])
+    for t in range(1, n):
+        a = np.where(np.arange(c)[:, None] == np.arange(c)[None, :], log_stay[t], log_move + log_change[t])
+        alpha[t] = _logsumexp(alpha[t - 1][:, None] + a, axis=0) + emis[t]
+        alpha[t] -= _logsumexp(alpha[t])
+    path = [int(_draw(alpha[-1], rng))]
+    for t in range(n - 1, 0, -1):
+        col = log_move[:, path[-1]] + log_change[t]
+        col[path[-1]] = log_stay[t]
+        path.append(int(_draw(alpha[t - 1] + col, rng)))
+    return path[::-1]
 
 
 def _viterbi(emis: np.ndarray, change: np.ndarray) -> list[int]:

@@ -30,6 +30,14 @@ STAGES = ("chord", "accompaniment")
 DEFAULT_DECODING = {
     "threshold": 0.5, "gap": 1, "change_penalty": 2.0, "offbar_penalty": 1.0, "none_penalty": 3.0,
     "key_weight": 1.0, "prior_weight": 0.0, "chord_window_bars": 16,
+    # no chord and no accompaniment before the melody's first note and after its last
+    "melody_span_nc": False,
+    # pull of repeated melody bars' chord emissions towards their mean (0 = off, 1 = identical)
+    "rep_weight": 0.0,
+    # bonus for the tonic chord under the melody's final note (half of it for V before)
+    "cadence_weight": 0.0,
+    # decode with the folder's transitions.json (learnt bigrams) when it has one
+    "learnt_transitions": True,
 }
 
 
@@ -168,7 +176,8 @@ def _short(value, limit: int = 60) -> str:
 
 # range of each decoding setting; its type is the type of its DEFAULT_DECODING value (an int also passes
 # where a float is expected)
-_DECODING_RANGES = {"threshold": (0.0, 1.0), "gap": (0, 10_000), "chord_window_bars": (1, 4096)}
+_DECODING_RANGES = {"threshold": (0.0, 1.0), "gap": (0, 10_000), "chord_window_bars": (1, 4096),
+                    "rep_weight": (0.0, 1.0), "cadence_weight": (0.0, 100.0)}
 
 
 def validate_decoding(decoding, path: Path) -> dict:
@@ -204,6 +213,10 @@ def _from_harmonizer_folder(folder: Path, source: str) -> HarmonizerSpec:
         stages[stage] = StageSpec(sub, read_meta(sub)) if (sub / "config.json").exists() else None
     if stages["chord"] is None:
         raise StripeError("the harmonizer has no chord/ model", folder)
+    if decoding["learnt_transitions"] and (folder / "transitions.json").exists():
+        from .decode import load_transitions
+
+        decoding["transitions"] = load_transitions(folder / "transitions.json")
     return HarmonizerSpec(stages["chord"], stages["accompaniment"], decoding, source)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .chords import N_CLASSES
-from .decode import decode_chords, density_probs, roll_to_notes
+from .decode import decode_chords, density_probs, melody_span, roll_to_notes
 from .errors import StripeError
 from .hub import HarmonizerSpec, StageSpec
 from .song import ChordSpan, Key, Note, Song
@@ -75,6 +75,28 @@ def stage_sources(spec: HarmonizerSpec) -> dict[str, str]:
             out[stage] = named.rsplit(" (", 1)[0] if named.endswith(f"({stage})") else base
         else:
             out[stage] = spec.source
+    return out
+
+
+def structure_decoding(song: Song, decoding: dict) -> dict:
+    """``decode_chords`` keyword arguments from the melody and the decoding settings: the melody's span (N
+    outside it), bar-repetition groups, cadence, learnt transitions."""
+    from .decode import rep_beat_groups
+    from .structure import _bar_tokens, melody_repetition
+
+    grid = song.grid
+    span = melody_span(song.melody)
+    out: dict = {"transitions": decoding.get("transitions")}
+    if span is not None and decoding.get("melody_span_nc"):
+        out["melody_span"] = span
+    if span is not None and decoding.get("cadence_weight"):
+        out["cadence_weight"] = decoding["cadence_weight"]
+        final = max(song.melody, key=lambda n: (n.end, n.start))
+        out["final_note"] = (final.start, final.end)
+    if decoding.get("rep_weight") and grid.bar_starts and song.melody:
+        has_notes = [bool(t) for t in _bar_tokens(song)]
+        out["rep_groups"] = rep_beat_groups(melody_repetition(song), has_notes, grid.beat_starts, grid.bar_starts)
+        out["rep_weight"] = decoding["rep_weight"]
     return out
 
 
@@ -159,7 +181,7 @@ class Harmonizer:
                 change_penalty=d["change_penalty"], offbar_penalty=d["offbar_penalty"],
                 none_penalty=d["none_penalty"], key_weight=d["key_weight"], prior_weight=d["prior_weight"],
                 temperature=opts.temperature,
-                rng=np.random.default_rng(opts.seed))
+                rng=np.random.default_rng(opts.seed), **structure_decoding(song, d))
             chord_source = "chord stage"
         timings["chords_s"] = time.perf_counter() - t0
         accompaniment = None
@@ -171,6 +193,11 @@ class Harmonizer:
             from .binarize import binarize_merge
 
             roll = binarize_merge(probs, self.decoding["threshold"], int(self.decoding["gap"]))
+            span = melody_span(song.melody) if self.decoding.get("melody_span_nc") else None
+            if span is not None:  # no accompaniment before the melody's first note and after its last
+                roll[:grid.beat_starts[int(np.searchsorted(grid.beat_starts, span[0], "right")) - 1]
+                     if grid.beat_starts else 0] = 0
+                roll[span[1]:] = 0
             accompaniment = roll_to_notes(roll, split_at=grid.bar_starts)
             timings["accompaniment_s"] = time.perf_counter() - t1
         return HarmonizeResult(chords, accompaniment, key, key_source, chord_source, timings)
