@@ -1,0 +1,89 @@
+"""Ablation of the chord decoder on POP909 val, on the annotated beat grid (the chord stage runs once per
+song from the melody alone, key estimated; only decoding is redone per row). Root + maj/min accuracy per
+beat (``metrics.chord_accuracy``), over all annotated beats and over the beats inside the melody's span
+(POP909 labels intros and outros, which N.C. outside the melody gets wrong by design).
+
+    python -m benchmarks.decoding_ablation --data ../shared/pop909 [--songs 0] [--model pop909-ropepool]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from harmonize import pop909
+from harmonize.decode import decode_chords, load_transitions
+from harmonize.metrics import chord_accuracy
+from harmonize.song import Song
+
+
+def rows(transitions) -> list[tuple[str, dict]]:
+    nc = {"melody_span_nc": True}
+    tr = {"transitions": transitions}
+    return [
+        ("hand-set penalties (bundled settings)", {}),
+        ("+ N.C. outside the melody", nc),
+        ("+ learnt transitions", {**nc, **tr}),
+        ("+ REP 0.3", {**nc, **tr, "rep_weight": 0.3}),
+        ("+ REP 0.6", {**nc, **tr, "rep_weight": 0.6}),
+        ("+ cadence 1", {**nc, **tr, "rep_weight": 0.3, "cadence_weight": 1.0}),
+        ("+ cadence 3", {**nc, **tr, "rep_weight": 0.3, "cadence_weight": 3.0}),
+        ("learnt transitions only", tr),
+        ("REP 0.3 only", {"rep_weight": 0.3}),
+        ("cadence 1 only", {"cadence_weight": 1.0}),
+    ]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=Path("../shared/pop909"))
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--songs", type=int, default=0, help="only the first N songs (0: all)")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--transitions", type=Path, default=Path("models/pop909-ropepool/transitions.json"))
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    import torch
+
+    from harmonize.encode import encode_song
+    from harmonize.pipeline import Harmonizer, structure_decoding
+    from harmonize.structure import chords_per_step, estimate_key
+
+    torch.set_num_threads(1)
+    songs = [s for s in pop909.load_split(args.data, args.split, None, "midi", workers=2) if s.chords]
+    songs = songs[: args.songs or None]
+    h = Harmonizer.load(args.model)
+    base = {k: v for k, v in h.decoding.items() if k in ("change_penalty", "offbar_penalty", "none_penalty",
+                                                         "key_weight", "prior_weight")}
+    cached = []
+    for s in songs:
+        blind = Song(s.name, s.grid, s.melody)
+        logp = h.chord_log_probs(encode_song(blind), s.n_steps, s.grid.bar_starts)
+        cached.append((blind, logp, estimate_key(blind), chords_per_step(s.chords, s.n_steps)))
+    transitions = load_transitions(args.transitions)
+    print(f"split {args.split}: {len(cached)} songs, annotated grid, melody only, estimated key")
+    print(f"{'decoding':40s} {'majmin':>7s} {'root':>7s} {'majmin in melody':>17s}")
+    for name, extra in rows(transitions):
+        accs, roots, inside = [], [], []
+        for blind, logp, key, ref in cached:
+            d = {"melody_span_nc": extra.get("melody_span_nc", False), "rep_weight": extra.get("rep_weight", 0),
+                 "cadence_weight": extra.get("cadence_weight", 0), "transitions": extra.get("transitions")}
+            kw = structure_decoding(blind, d)
+            g = blind.grid
+            spans = decode_chords(logp, g.beat_starts, g.bar_starts, blind.n_steps, key=key, **base, **kw)
+            accs.append(chord_accuracy(spans, ref, level="majmin"))
+            roots.append(chord_accuracy(spans, ref, level="root"))
+            lo, hi = min(n.start for n in blind.melody), max(n.end for n in blind.melody)
+            lo, hi = lo - lo % 4, hi + (-hi) % 4
+            cut = [replace(sp, start=max(sp.start, lo) - lo, end=min(sp.end, hi) - lo) for sp in spans
+                   if sp.end > lo and sp.start < hi]
+            inside.append(chord_accuracy(cut, ref[lo:hi], level="majmin"))
+        print(f"{name:40s} {np.nanmean(accs):7.3f} {np.nanmean(roots):7.3f} {np.nanmean(inside):17.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

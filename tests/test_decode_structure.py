@@ -1,0 +1,146 @@
+"""Structure-aware chord decoding: N.C. outside the melody, REP-consistent chords, learnt transitions,
+cadences, per-beat input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from harmonize.chords import N_CLASSES, parse_chord
+from harmonize.decode import decode_chords, load_transitions
+from harmonize.errors import StripeError
+from harmonize.pipeline import structure_decoding
+from harmonize.song import Grid, Key, Note, Song
+
+C, F, G, AM = (parse_chord(s).class_index for s in ("C:maj", "F:maj", "G:maj", "A:min"))
+
+
+def beat_rows(weights_per_beat):
+    """Per-beat log-probs from {class: logit} dicts (other classes at 0)."""
+    rows = []
+    for w in weights_per_beat:
+        logits = np.zeros(N_CLASSES)
+        for c, v in w.items():
+            logits[c] = v
+        rows.append(logits - np.log(np.exp(logits).sum()))
+    return np.array(rows)
+
+
+def grid(n_bars, bar=16, beat=4):
+    return Grid(np.arange(n_bars * bar + 1) * 0.125, list(range(0, n_bars * bar, bar)),
+                list(range(0, n_bars * bar, beat)))
+
+
+def labels(spans):
+    per_beat = []
+    for s in spans:
+        per_beat += [s.chord.class_index] * ((s.end - s.start) // 4)
+    return per_beat
+
+
+def test_no_chord_before_the_first_melody_note_and_after_the_last():
+    rows = beat_rows([{C: 6.0}] * 8)
+    g = grid(2)
+    spans = decode_chords(rows, g.beat_starts, g.bar_starts, 32, beat_level=True, melody_span=(8, 24))
+    assert labels(spans) == [0, 0, C, C, C, C, 0, 0]
+    # a note starting inside a beat keeps that beat's chord
+    spans = decode_chords(rows, g.beat_starts, g.bar_starts, 32, beat_level=True, melody_span=(6, 25))
+    assert labels(spans) == [0, C, C, C, C, C, C, 0]
+    # the pipeline's settings: on by melody_span_nc only
+    song = Song("t", g, [Note(8, 12, 60), Note(12, 24, 64)])
+    assert structure_decoding(song, {"melody_span_nc": True})["melody_span"] == (8, 24)
+    assert "melody_span" not in structure_decoding(song, {"melody_span_nc": False})
+
+
+def test_repeated_melody_bars_get_the_same_chords():
+    phrase = [Note(0, 4, 60), Note(4, 8, 64), Note(8, 12, 67), Note(12, 16, 64)]
+    other = [Note(0, 8, 62), Note(8, 16, 65)]
+    notes = [Note(n.start + 16 * b, n.end + 16 * b, n.pitch) for b, bar in enumerate([phrase, other, phrase])
+             for n in bar]
+    song = Song("t", grid(3), notes)
+    # bar 0: clearly C; bar 2 (same melody): Am by a hair; bar 1: F
+    rows = beat_rows([{C: 6.0}] * 4 + [{F: 6.0}] * 4 + [{C: 3.0, AM: 3.3}] * 4)
+    g = song.grid
+    plain = decode_chords(rows, g.beat_starts, g.bar_starts, 48, beat_level=True, change_penalty=0,
+                          offbar_penalty=0)
+    assert labels(plain)[8:] == [AM] * 4
+    kw = structure_decoding(song, {"rep_weight": 0.5})
+    assert list(kw["rep_groups"][:4]) == list(kw["rep_groups"][8:]) and (kw["rep_groups"][4:8] == -1).all()
+    rep = decode_chords(rows, g.beat_starts, g.bar_starts, 48, beat_level=True, change_penalty=0,
+                        offbar_penalty=0, **kw)
+    assert labels(rep) == [C] * 4 + [F] * 4 + [C] * 4
+    # a confident model still wins over the repetition
+    rows[8:] = beat_rows([{AM: 9.0}] * 4)
+    rep = decode_chords(rows, g.beat_starts, g.bar_starts, 48, beat_level=True, change_penalty=0,
+                        offbar_penalty=0, **kw)
+    assert labels(rep)[8:] == [AM] * 4
+
+
+def write_transitions(path, favour):
+    m = np.full((N_CLASSES, N_CLASSES), 1.0)
+    m[C, favour] = 1000.0
+    np.fill_diagonal(m, 0.0)
+    m /= m.sum(1, keepdims=True)
+    table = {"format": "stripe-transitions/1", "major": m.tolist(), "minor": m.tolist(),
+             "change_by_beat": [0.9, 0.1, 0.4, 0.1]}
+    path.write_text(json.dumps(table))
+    return path
+
+
+def test_learnt_transitions_from_json_change_the_decode(tmp_path):
+    # beat 4-7 (bar 2) is F or G by a hair: the learnt bigram C -> x decides, in the key's frame
+    rows = beat_rows([{C: 6.0}] * 4 + [{F: 4.0, G: 4.0}] * 4)
+    g = grid(2)
+    for favour in (F, G):
+        tr = load_transitions(write_transitions(tmp_path / f"{favour}.json", favour))
+        spans = decode_chords(rows, g.beat_starts, g.bar_starts, 32, beat_level=True, key=Key(0, "major"),
+                              transitions=tr)
+        assert labels(spans) == [C] * 4 + [favour] * 4
+    # key-relative: in D major the same table favours the transposed chord after D
+    d, a = parse_chord("D:maj").class_index, parse_chord("A:maj").class_index
+    rows = beat_rows([{d: 6.0}] * 4 + [{parse_chord("G:maj").class_index: 4.0, a: 4.0}] * 4)
+    tr = load_transitions(tmp_path / f"{G}.json")
+    spans = decode_chords(rows, g.beat_starts, g.bar_starts, 32, beat_level=True, key=Key(2, "major"),
+                          transitions=tr)
+    assert labels(spans)[4:] == [a] * 4
+    # sampling with transitions runs and gives a valid path
+    spans = decode_chords(rows, g.beat_starts, g.bar_starts, 32, beat_level=True, key=Key(2, "major"),
+                          transitions=tr, temperature=1.0, rng=np.random.default_rng(1))
+    assert len(labels(spans)) == 8
+
+
+def test_bad_transitions_file_is_one_line_error(tmp_path):
+    bad = tmp_path / "transitions.json"
+    bad.write_text(json.dumps({"format": "stripe-transitions/1", "major": [[1]], "minor": [[1]],
+                               "change_by_beat": [0.5]}))
+    with pytest.raises(StripeError, match="bad transitions file"):
+        load_transitions(bad)
+    bad.write_text("{not json")
+    with pytest.raises(StripeError, match="unreadable"):
+        load_transitions(bad)
+
+
+def test_final_note_cadences_on_the_tonic():
+    # the held final note (bar 2) is as much Am as C to the model; the cadence bonus makes it I, V before it
+    rows = beat_rows([{F: 6.0}] * 4 + [{G: 3.0, parse_chord("E:min").class_index: 3.2}] * 4
+                     + [{C: 3.0, AM: 3.2}] * 4)
+    g = grid(3)
+    args = (rows, g.beat_starts, g.bar_starts, 48)
+    plain = decode_chords(*args, beat_level=True, key=Key(0, "major"), change_penalty=0, offbar_penalty=0)
+    assert labels(plain)[8:] == [AM] * 4
+    cad = decode_chords(*args, beat_level=True, key=Key(0, "major"), change_penalty=0, offbar_penalty=0,
+                        cadence_weight=1.0, final_note=(32, 48))
+    assert labels(cad)[8:] == [C] * 4
+    # in A minor the same melody cadences on Am
+    cad = decode_chords(*args, beat_level=True, key=Key(9, "minor"), change_penalty=0, offbar_penalty=0,
+                        cadence_weight=1.0, final_note=(32, 48))
+    assert labels(cad)[8:] == [AM] * 4
+
+
+def test_step_and_beat_level_inputs_agree():
+    rows = beat_rows([{C: 5.0}] * 4 + [{F: 5.0}] * 4)
+    g = grid(2)
+    steps = np.repeat(rows, 4, axis=0)
+    a = decode_chords(steps, g.beat_starts, g.bar_starts, 32, key=Key(0, "major"))
+    b = decode_chords(rows, g.beat_starts, g.bar_starts, 32, key=Key(0, "major"), beat_level=True)
+    assert labels(a) == labels(b) == [C] * 4 + [F] * 4
