@@ -23,18 +23,26 @@ from harmonize.song import Song
 
 def rows(transitions) -> list[tuple[str, dict]]:
     nc = {"melody_span_nc": True}
-    tr = {"transitions": transitions}
+    rc = {**nc, "rep_weight": 0.3, "cadence_weight": 1.0}
+
+    def tr(w):
+        return {"transitions": {**transitions, "weight": w}}
+
     return [
         ("hand-set penalties (bundled settings)", {}),
         ("+ N.C. outside the melody", nc),
-        ("+ learnt transitions", {**nc, **tr}),
-        ("+ REP 0.3", {**nc, **tr, "rep_weight": 0.3}),
-        ("+ REP 0.6", {**nc, **tr, "rep_weight": 0.6}),
-        ("+ cadence 1", {**nc, **tr, "rep_weight": 0.3, "cadence_weight": 1.0}),
-        ("+ cadence 3", {**nc, **tr, "rep_weight": 0.3, "cadence_weight": 3.0}),
-        ("learnt transitions only", tr),
-        ("REP 0.3 only", {"rep_weight": 0.3}),
-        ("cadence 1 only", {"cadence_weight": 1.0}),
+        ("+ REP 0.3", {**nc, "rep_weight": 0.3}),
+        ("+ REP 0.5", {**nc, "rep_weight": 0.5}),
+        ("+ REP 0.3, cadence 1", rc),
+        ("+ REP 0.3, cadence 2", {**rc, "cadence_weight": 2.0}),
+        ("+ REP 0.3, cadence 1, learnt trans. x1", {**rc, **tr(1.0)}),
+        ("+ REP 0.3, cadence 1, learnt trans. x0.5", {**rc, **tr(0.5)}),
+        ("+ REP 0.3, cadence 1, learnt trans. x0.25", {**rc, **tr(0.25)}),
+        ("+ REP 0.3, cadence 1, learnt trans. x0.1", {**rc, **tr(0.1)}),
+        ("+ REP 0.5, cadence 1, learnt trans. x0.25", {**rc, "rep_weight": 0.5, **tr(0.25)}),
+        ("+ REP 0.7, cadence 1, learnt trans. x0.25", {**rc, "rep_weight": 0.7, **tr(0.25)}),
+        ("+ REP 0.5, cadence 1, learnt trans. x0.25, no N.C.", {**rc, "rep_weight": 0.5, **tr(0.25),
+                                                              "melody_span_nc": False}),
     ]
 
 
@@ -66,10 +74,14 @@ def main(argv=None) -> None:
         cached.append((blind, logp, estimate_key(blind), chords_per_step(s.chords, s.n_steps)))
     transitions = load_transitions(args.transitions)
     print(f"split {args.split}: {len(cached)} songs, annotated grid, melody only, estimated key")
-    print(f"{'decoding':40s} {'majmin':>7s} {'root':>7s} {'majmin in melody':>17s}")
-    for name, extra in rows(transitions):
+    print(f"{'decoding':50s} {'majmin':>7s} {'root':>7s} {'majmin in melody':>17s}")
+    from harmonize.structure import estimate_key_profile
+
+    table = [("old key estimate (profile only), hand-set", {"old_key": True})] + rows(transitions)
+    for name, extra in table:
         accs, roots, inside = [], [], []
         for blind, logp, key, ref in cached:
+            key = estimate_key_profile(blind) if extra.get("old_key") else key
             d = {"melody_span_nc": extra.get("melody_span_nc", False), "rep_weight": extra.get("rep_weight", 0),
                  "cadence_weight": extra.get("cadence_weight", 0), "transitions": extra.get("transitions")}
             kw = structure_decoding(blind, d)
@@ -82,7 +94,7 @@ def main(argv=None) -> None:
             cut = [replace(sp, start=max(sp.start, lo) - lo, end=min(sp.end, hi) - lo) for sp in spans
                    if sp.end > lo and sp.start < hi]
             inside.append(chord_accuracy(cut, ref[lo:hi], level="majmin"))
-        print(f"{name:40s} {np.nanmean(accs):7.3f} {np.nanmean(roots):7.3f} {np.nanmean(inside):17.3f}", flush=True)
+        print(f"{name:50s} {np.nanmean(accs):7.3f} {np.nanmean(roots):7.3f} {np.nanmean(inside):17.3f}", flush=True)
 
 
 if __name__ == "__main__":

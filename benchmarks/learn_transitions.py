@@ -2,7 +2,7 @@
 key-relative chord bigrams per beat (at chord changes, add-``alpha`` smoothed; one table for major keys,
 one for minor) and the probability that the chord changes on each beat of the bar.
 
-    python -m benchmarks.learn_transitions --data ../shared/pop909 --out models/pop909-ropepool/transitions.json
+    python -m benchmarks.learn_transitions --data ../shared/pop909 --out models/pop909-ropepool/transitions.json --force
 
 The harmonizer loads ``transitions.json`` from its model folder when present and decodes with it instead
 of the hand-set change penalties (``harmonize.decode.decode_chords(transitions=...)``).
@@ -64,6 +64,8 @@ def main(argv=None) -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/pop909"))
     ap.add_argument("--split", default="train")
     ap.add_argument("--alpha", type=float, default=0.1, help="add-alpha smoothing of the bigram counts")
+    ap.add_argument("--weight", type=float, default=0.25,
+                    help="scale of the transition log-probabilities against the chord stage's (val-tuned)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--force", action="store_true", help="overwrite --out")
     args = ap.parse_args(argv)
@@ -72,6 +74,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"{args.out}: exists (use --force to overwrite)")
     songs = pop909.load_split(args.data, args.split, None, "midi", workers=2)
     table = learn(songs, args.alpha)
+    table["weight"] = args.weight
     atomic_write_bytes(args.out, (json.dumps(table, separators=(",", ":")) + "\n").encode())
     print(f"{args.out}: {len(songs)} {args.split} songs; change probability by beat of the bar "
           + " ".join(f"{p:.2f}" for p in table["change_by_beat"]))
