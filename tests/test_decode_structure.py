@@ -144,3 +144,19 @@ def test_step_and_beat_level_inputs_agree():
     a = decode_chords(steps, g.beat_starts, g.bar_starts, 32, key=Key(0, "major"))
     b = decode_chords(rows, g.beat_starts, g.bar_starts, 32, key=Key(0, "major"), beat_level=True)
     assert labels(a) == labels(b) == [C] * 4 + [F] * 4
+
+
+def test_harmonizer_leaves_the_intro_and_outro_empty(tmp_path):
+    from tiny_models import tiny_harmonizer
+
+    from harmonize.pipeline import HarmonizeOptions, Harmonizer
+
+    folder = tiny_harmonizer(tmp_path / "h")
+    (folder / "harmonizer.json").write_text(json.dumps(
+        {"decoding": {"threshold": 0.05, "gap": 1, "melody_span_nc": True, "none_penalty": 0.0}}))
+    notes = [Note(16 + 4 * i, 20 + 4 * i, 60 + 2 * (i % 4)) for i in range(8)]  # bars 1 and 2 of 4
+    song = Song("t", grid(4), notes)
+    result = Harmonizer.load(str(folder))(song, HarmonizeOptions(key=Key(0, "major")))
+    assert all(s.chord.is_none for s in result.chords if s.end <= 16 or s.start >= 48)
+    assert any(not s.chord.is_none for s in result.chords)
+    assert result.accompaniment and all(16 <= n.start and n.end <= 48 for n in result.accompaniment)
