@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from harmonize import pop909
-from harmonize.atomic import atomic_write_bytes
 from harmonize.chords import N_CLASSES
 from harmonize.decode import TRANSITIONS_FORMAT, relative_class_lut
 from harmonize.structure import chord_classes_per_step
@@ -70,12 +69,18 @@ def main(argv=None) -> None:
     ap.add_argument("--force", action="store_true", help="overwrite --out")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    if args.out.exists() and not args.force:
-        raise SystemExit(f"{args.out}: exists (use --force to overwrite)")
+    from harmonize.errors import StripeError
+    from harmonize.outputs import check_outputs, write_outputs
+
+    try:
+        check_outputs([args.out], force=args.force)  # refuse before the work, not after
+    except StripeError as err:
+        raise SystemExit(str(err)) from None
     songs = pop909.load_split(args.data, args.split, None, "midi", workers=2)
     table = learn(songs, args.alpha)
     table["weight"] = args.weight
-    atomic_write_bytes(args.out, (json.dumps(table, separators=(",", ":")) + "\n").encode())
+    text = json.dumps(table, separators=(",", ":")) + "\n"
+    write_outputs({args.out: lambda tmp: Path(tmp).write_text(text)}, force=args.force)
     print(f"{args.out}: {len(songs)} {args.split} songs; change probability by beat of the bar "
           + " ".join(f"{p:.2f}" for p in table["change_by_beat"]))
 
