@@ -17,7 +17,7 @@ import numpy as np
 
 from harmonize import pop909
 from harmonize.decode import decode_chords, load_transitions
-from harmonize.metrics import chord_accuracy
+from harmonize.metrics import _as_chord_steps, chord_accuracy, chord_frames, chord_histogram_entropy
 from harmonize.song import Song
 
 
@@ -41,6 +41,7 @@ def rows(transitions) -> list[tuple[str, dict]]:
         ("+ REP 0.3, cadence 1, learnt trans. x0.1", {**rc, **tr(0.1)}),
         ("+ REP 0.5, cadence 1, learnt trans. x0.25", {**rc, "rep_weight": 0.5, **tr(0.25)}),
         ("+ REP 0.7, cadence 1, learnt trans. x0.25", {**rc, "rep_weight": 0.7, **tr(0.25)}),
+        ("+ REP 0.5, cadence 1, learnt trans. x0.1", {**rc, "rep_weight": 0.5, **tr(0.1)}),
         ("+ REP 0.5, cadence 1, learnt trans. x0.25, no N.C.", {**rc, "rep_weight": 0.5, **tr(0.25),
                                                               "melody_span_nc": False}),
     ]
@@ -74,12 +75,13 @@ def main(argv=None) -> None:
         cached.append((blind, logp, estimate_key(blind), chords_per_step(s.chords, s.n_steps)))
     transitions = load_transitions(args.transitions)
     print(f"split {args.split}: {len(cached)} songs, annotated grid, melody only, estimated key")
-    print(f"{'decoding':50s} {'majmin':>7s} {'root':>7s} {'majmin in melody':>17s}")
+    print(f"{'decoding':50s} {'majmin':>7s} {'root':>7s} {'majmin in melody':>17s} {'CHE':>5s}")
     from harmonize.structure import estimate_key_profile
 
     table = [("old key estimate (profile only), hand-set", {"old_key": True})] + rows(transitions)
+    table.append(("human annotations (CHE only)", {"human": True}))
     for name, extra in table:
-        accs, roots, inside = [], [], []
+        accs, roots, inside, che = [], [], [], []
         for blind, logp, key, ref in cached:
             key = estimate_key_profile(blind) if extra.get("old_key") else key
             d = {"melody_span_nc": extra.get("melody_span_nc", False), "rep_weight": extra.get("rep_weight", 0),
@@ -87,14 +89,19 @@ def main(argv=None) -> None:
             kw = structure_decoding(blind, d)
             g = blind.grid
             spans = decode_chords(logp, g.beat_starts, g.bar_starts, blind.n_steps, key=key, **base, **kw)
+            if extra.get("human"):
+                spans = ref
             accs.append(chord_accuracy(spans, ref, level="majmin"))
             roots.append(chord_accuracy(spans, ref, level="root"))
+            che.append(chord_histogram_entropy(chord_frames(_as_chord_steps(spans, len(ref)))))
+            if extra.get("human"):
+                continue
             lo, hi = min(n.start for n in blind.melody), max(n.end for n in blind.melody)
             lo, hi = lo - lo % 4, hi + (-hi) % 4
             cut = [replace(sp, start=max(sp.start, lo) - lo, end=min(sp.end, hi) - lo) for sp in spans
                    if sp.end > lo and sp.start < hi]
             inside.append(chord_accuracy(cut, ref[lo:hi], level="majmin"))
-        print(f"{name:50s} {np.nanmean(accs):7.3f} {np.nanmean(roots):7.3f} {np.nanmean(inside):17.3f}", flush=True)
+        print(f"{name:50s} {np.nanmean(accs):7.3f} {np.nanmean(roots):7.3f} {np.nanmean(inside or [np.nan]):17.3f} {np.mean(che):5.2f}", flush=True)
 
 
 if __name__ == "__main__":
