@@ -323,18 +323,13 @@ def _rmtree(path: Path, strict: bool = False) -> None:
 
 
 def _saved_config(cfg_path: Path, cfg: TrainConfig) -> TrainConfig:
-    """The run's own train_config.json (validated), with this call's out/device/threads."""
-    if not cfg_path.is_file():
+    """The run's own train_config.json (validated by ``resume.saved_config``), with this call's
+    out/device/threads."""
+    from .resume import saved_config
+
+    saved = saved_config(cfg_path.parent)
+    if saved is None:
         raise StripeError("nothing to resume: no train_config.json", cfg_path.parent)
-    try:
-        saved = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise StripeError(f"unreadable run config ({type(err).__name__})", cfg_path) from None
-    if not isinstance(saved, dict):
-        raise StripeError(f"must hold a JSON object, not {type(saved).__name__}", cfg_path)
-    unknown = sorted(set(saved) - {f.name for f in dataclasses.fields(TrainConfig)})
-    if unknown:
-        raise StripeError(f"not a stripe run config (unknown keys: {', '.join(k[:30] for k in unknown[:5])})", cfg_path)
     saved.update({"out": cfg.out, "device": cfg.device, "threads": cfg.threads})
     try:
         return TrainConfig(**saved)

@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 # ../shared beside the checkout holds POP909; a fresh clone has none and those tests skip
 SHARED = Path(os.environ.get("STRIPE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -9,6 +10,12 @@ POP909 = SHARED / "pop909"
 POP909_STRUCTURE = SHARED / "pop909-structure"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+
+# property tests draw the same cases on every run, so CI is never red by chance; explore new cases with
+# HYPOTHESIS_PROFILE=explore (random draws, the example database on)
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

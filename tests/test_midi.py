@@ -287,6 +287,8 @@ def random_melodies(draw):
 # found by hypothesis: the last onset (tick 285, step 11.875) overlaps the previous same-pitch note, which
 # pretty_midi cuts at tick 288 = the end of the music; it rounds to step 12, which the grid must contain
 @example(case=(96, (3, 4), [(0, 24, 40), (24, 48, 40), (168, 288, 40), (285, 312, 40)], [(0, 30.0)]))
+# reported by hypothesis on a branch: a tempo change at tick 4, inside the 16th that holds the onset at tick 5
+@example(case=(96, (4, 4), [(5, 24, 40), (24, 48, 40)], [(0, 30.0), (4, 83.0)]))
 def test_property_no_note_lost_or_moved(tmp_path, case):
     resolution, (num, den), notes, tempos = case
     path = make_midi(tmp_path / "p.mid", [Track("Melody", notes)], resolution=resolution, tempos=tempos,
