@@ -137,8 +137,8 @@ def in_process(song_path: Path, model: str, runs: int, threads: int, out: Path) 
         song = timed("read_song", read_song, song_path)
         key = timed("key estimation", estimate_key, song)
         grid, d = song.grid, h.decoding
-        enc = timed("encode (chord stage)", encode_song, Song(song.name, grid, song.melody, song.bridge, key=key))
-        logp = timed("chord stage forward", h.chord_log_probs, enc, song.n_steps, grid.bar_starts)
+        logp = timed("chord stage (encode + forward)", h.chord_step_log_probs,
+                     Song(song.name, grid, song.melody, song.bridge, key=key), key)
         chords = timed("chord decoding (HMM)", decode_chords, logp, grid.beat_starts, grid.bar_starts,
                        song.n_steps, key=key, change_penalty=d["change_penalty"],
                        offbar_penalty=d["offbar_penalty"], none_penalty=d["none_penalty"],
@@ -186,7 +186,7 @@ def main() -> None:
           f"median of {args.runs}; load average {load:.1f} on {os.cpu_count()} CPUs")
     print()
     extra = statistics.median(e2e_s) - statistics.median(torch_s)
-    model_s = stages["chord stage forward"] + stages["accompaniment forward"]
+    model_s = stages["chord stage (encode + forward)"] + stages["accompaniment forward"]
     print("| measure | seconds | target |")
     print("|---|---:|---|")
     print(f"| `python -c \"import torch\"` | {statistics.median(torch_s):.3f} | |")

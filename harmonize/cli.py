@@ -199,11 +199,15 @@ def train(
         "your own music). Default: $STRIPE_POP909, ./pop909 or ../shared/pop909."),
     out: Path = typer.Option(Path("runs/model"), "--out", help="Run folder: checkpoints, log and final/ model."),
     config: Path | None = typer.Option(None, "--config", help="A JSON or TOML file of TrainConfig fields (flags override it)."),
-    stage: str = typer.Option("accompaniment", "--stage", help="chord or accompaniment."),
+    stage: str = typer.Option("accompaniment", "--stage", help="chord, chord-beat (one token per beat, key-relative) or accompaniment."),
     pe: str = typer.Option("ropepool", "--pe", help="none, ape, rope_a, rope_b, rope_c, fstripe1, fstripe, ropepool."),
     context: str = typer.Option("bin", "--context", help="none, time, rep, key or bin."),
     inputs: str = typer.Option("melody,bridge", "--inputs", help="Comma-separated input blocks: melody, bridge, chroma, meter."),
     structure: Path | None = typer.Option(None, "--structure", help="Dai et al. folder: take chords from finalized_chord.txt."),
+    cl: Path | None = typer.Option(None, "--cl", help="chord-beat: a POP909-CL folder; train on its corrected chords."),
+    aux_weight: float = typer.Option(0.5, "--aux-weight", help="chord-beat: weight of the piano bass/chroma heads."),
+    hop_bars: int = typer.Option(4, "--hop-bars", help="Bars between training windows."),
+    d_ff: int = typer.Option(256, "--d-ff"),
     bars: int = typer.Option(16, "--bars", help="Training window length in bars."),
     d_model: int = typer.Option(128, "--d-model"),
     n_layers: int = typer.Option(2, "--layers"),
@@ -239,7 +243,8 @@ def train(
     from .commands import build_train_config, run_train
 
     cli_values = dict(
-        data=data, out=out, stage=stage, pe=pe, context=context, inputs=inputs, structure=structure,
+        data=data, out=out, stage=stage, pe=pe, context=context, inputs=inputs, structure=structure, cl=cl,
+        aux_weight=aux_weight, hop_bars=hop_bars, d_ff=d_ff,
         bars=bars, d_model=d_model, n_layers=n_layers, n_heads=n_heads, epochs=epochs,
         batch_size=batch_size, lr=lr, max_steps=max_steps, max_songs=max_songs, max_minutes=max_minutes,
         causal=not bidirectional, transpose=transpose, chroma_noise=chroma_noise,

@@ -216,7 +216,7 @@ def _shifted_key(enc: EncodedSong, shift: int):
 def collate(items: list[dict]) -> dict:
     """Stack items, padding to the longest window; ``mask`` is False on padding.
 
-    Padded chord targets are ``PAD_CHORD`` (-100); everything else pads with zeros.
+    Padded chord (and bass) targets are ``PAD_CHORD`` (-100); everything else pads with zeros.
     """
     if not items:
         raise ValueError("empty batch")
@@ -224,7 +224,7 @@ def collate(items: list[dict]) -> dict:
     out: dict = {}
     for k, v in items[0].items():
         if isinstance(v, torch.Tensor):
-            fill = PAD_CHORD if (k == "target" and v.dtype == torch.int64) else 0
+            fill = PAD_CHORD if (k in ("target", "bass") and v.dtype == torch.int64) else 0
             padded = []
             for it in items:
                 t = it[k]
@@ -236,3 +236,42 @@ def collate(items: list[dict]) -> dict:
         else:
             out[k] = [it[k] for it in items]
     return out
+
+
+class BeatWindowDataset(torch.utils.data.Dataset):
+    """Windows of ``bars`` bars of per-beat songs (``beats.BeatSong``) for the per-beat chord stage.
+
+    An item: ``x [B, N_FEATURES]``, ``positions [B, 1]`` (TIME or REP, renumbered per window), the
+    key-relative chord ``target``, the piano ``bass`` class and ``chroma`` (auxiliary targets) and
+    ``mask``. Songs are in their key's frame already, so there is no augmentation to draw.
+    """
+
+    def __init__(self, songs, bars: int = 64, hop_bars: int = 16, context: str = "time"):
+        from .beat_tokens import BEAT_CONTEXTS, bar_windows
+
+        if context not in BEAT_CONTEXTS:
+            raise ValueError(f"context must be one of {BEAT_CONTEXTS} for the per-beat chord stage, not {context!r}")
+        self.songs, self.context = list(songs), context
+        self.index = [(i, lo, hi) for i, s in enumerate(self.songs) for lo, hi in bar_windows(s.bar_of_beat, bars, hop_bars)]
+
+    def set_epoch(self, epoch: int) -> None:  # nothing is drawn per epoch
+        pass
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, idx: int) -> dict:
+        from .beat_tokens import beat_positions
+
+        i, lo, hi = self.index[idx]
+        s = self.songs[i]
+        return {
+            "x": torch.from_numpy(s.features[lo:hi]),
+            "positions": torch.from_numpy(beat_positions(self.context, s.rep[lo:hi])),
+            "target": torch.from_numpy(s.chord[lo:hi]),
+            "bass": torch.from_numpy(s.bass[lo:hi]),
+            "chroma": torch.from_numpy(s.chroma[lo:hi]),
+            "mask": torch.ones(hi - lo, dtype=torch.bool),
+            "name": s.name,
+            "start": lo,
+        }

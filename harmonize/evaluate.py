@@ -187,7 +187,6 @@ CHORD_DECODING_GRID = {
 def chord_stage_outputs(songs: list[Song], harmonizer) -> list[tuple]:
     """``(song, per-step chord log-probs, estimated key, reference chords per step)`` for annotated songs,
     computed as for a user's file (no chords, no key): the chord stage runs once, decoding can be redone."""
-    from .encode import encode_song
     from .structure import chords_per_step, estimate_key
 
     out = []
@@ -195,8 +194,9 @@ def chord_stage_outputs(songs: list[Song], harmonizer) -> list[tuple]:
         if not song.chords:
             continue
         blind = Song(song.name, song.grid, song.melody, song.bridge)
-        logp = harmonizer.chord_log_probs(encode_song(blind), song.n_steps, song.grid.bar_starts)
-        out.append((song, logp, estimate_key(blind), chords_per_step(song.chords, song.n_steps)))
+        key = estimate_key(blind)
+        logp = harmonizer.chord_step_log_probs(blind, key)
+        out.append((song, logp, key, chords_per_step(song.chords, song.n_steps)))
     return out
 
 

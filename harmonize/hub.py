@@ -151,13 +151,18 @@ def read_meta(folder: Path) -> dict:
         "context": lambda v: isinstance(v, str),
         "inputs": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v) and len(v) > 0,
         "bars": lambda v: _is_int(v) and 1 <= v <= 4096,
+        "kind": lambda v: v in ("step", "beat"),
     }
     for name, ok in checks.items():
         if name in meta and not ok(meta[name]):
             raise StripeError(f"config.json: meta.{name} has an invalid value {_short(meta[name])}", path)
     if "context" in meta or "inputs" in meta:
+        from .beat_tokens import BEAT_CONTEXTS
         from .dataset import CONTEXTS, INPUT_BLOCKS
 
+        if meta.get("kind") == "beat" and meta.get("context") not in BEAT_CONTEXTS:
+            raise StripeError(f"config.json: meta.context of a per-beat chord stage must be one of "
+                              f"{', '.join(BEAT_CONTEXTS)}", path)
         if meta.get("context", "none") not in CONTEXTS:
             raise StripeError(f"config.json: meta.context must be one of {', '.join(CONTEXTS)}", path)
         if any(x not in INPUT_BLOCKS for x in meta.get("inputs", ())):

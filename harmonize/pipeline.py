@@ -51,6 +51,11 @@ class LoadedStage:
     def inputs(self) -> tuple[str, ...]:
         return tuple(self.meta.get("inputs", ("melody", "bridge")))
 
+    @property
+    def kind(self) -> str:
+        """``step`` (a class per 16th step, inputs per step) or ``beat`` (a token per beat, key-relative)."""
+        return self.meta.get("kind", "step")
+
 
 def _load_stage(spec: StageSpec | None, device: torch.device) -> LoadedStage | None:
     if spec is None:
@@ -107,9 +112,15 @@ class Harmonizer:
                  device: torch.device):
         self.chord, self.accompaniment = chord, accompaniment
         self.decoding, self.source, self.device = decoding, source, device
-        if chord.model.config.n_out != N_CLASSES:
-            raise StripeError(f"chord model has {chord.model.config.n_out} outputs, expected {N_CLASSES}",
-                              source)
+        from .beat_tokens import N_FEATURES, N_OUT
+
+        beat = chord.kind == "beat"
+        n_out = N_OUT if beat else N_CLASSES
+        if chord.model.config.n_out != n_out:
+            raise StripeError(f"chord model has {chord.model.config.n_out} outputs, expected {n_out}", source)
+        if beat and chord.model.config.n_in != N_FEATURES:
+            raise StripeError(f"per-beat chord model takes {chord.model.config.n_in} features per beat, this "
+                              f"stripe makes {N_FEATURES}", source)
 
     @classmethod
     def load(cls, model: str | None = None, device: str = "cpu") -> Harmonizer:
@@ -153,6 +164,42 @@ class Harmonizer:
         return total / np.maximum(weight, 1e-9)
 
     @torch.inference_mode()
+    def chord_beat_log_probs(self, song: Song, key: Key) -> np.ndarray:
+        """Per-beat chord log-probabilities ``[n_beats, N_CLASSES]`` (absolute classes) of a per-beat chord
+        stage, in ``key``'s frame, from overlapping windows of the training length (whole songs up to it)."""
+        from .beat_tokens import bar_windows, beat_positions, encode_beats, to_absolute
+
+        beats = encode_beats(song.melody, song.grid, key)
+        bars = int(self.chord.meta.get("bars", 64))
+        total = np.zeros((beats.n_beats, N_CLASSES))
+        weight = np.zeros((beats.n_beats, 1))
+        for lo, hi in bar_windows(beats.bar_of_beat, bars, max(1, bars // 2)):
+            x = torch.from_numpy(beats.features[lo:hi])[None].to(self.device)
+            pos = torch.from_numpy(beat_positions(self.chord.context, beats.rep[lo:hi]))[None].to(self.device)
+            logits = self.chord.model(x, pos)[0, :, :N_CLASSES].float()
+            w = np.minimum(np.arange(1, hi - lo + 1), np.arange(hi - lo, 0, -1)).astype(float)[:, None]
+            total[lo:hi] += torch.log_softmax(logits, -1).cpu().numpy() * w
+            weight[lo:hi] += w
+        return to_absolute(total / np.maximum(weight, 1e-9), key.tonic)
+
+    def chord_step_log_probs(self, song: Song, key: Key) -> np.ndarray:
+        """Per-step chord log-probabilities ``[n_steps, N_CLASSES]`` whatever the chord stage's kind (a
+        per-beat stage's rows repeated over each beat's steps, so averaging per beat gives them back)."""
+        from .beat_tokens import beat_bounds
+
+        if self.chord.kind != "beat":
+            from .encode import encode_song
+
+            return self.chord_log_probs(encode_song(song), song.n_steps, song.grid.bar_starts)
+        rows = self.chord_beat_log_probs(song, key)
+        out = np.zeros((song.n_steps, N_CLASSES))
+        bounds = beat_bounds(song.grid.beat_starts, song.n_steps)
+        if len(bounds):
+            out[:] = rows[0]
+            out[bounds[0, 0]:] = np.repeat(rows, bounds[:, 1] - bounds[:, 0], axis=0)
+        return out
+
+    @torch.inference_mode()
     def accompaniment_logits(self, enc, lo: int, hi: int) -> np.ndarray:
         """Piano-roll logits for steps ``lo:hi`` in one pass (a whole song: the model is length-agnostic)."""
         x, pos = self._features(enc, self.accompaniment, lo, hi)
@@ -172,9 +219,7 @@ class Harmonizer:
         if opts.chords is not None:
             chords, chord_source = opts.chords, "given"
         else:
-            song_for_chords = Song(song.name, grid, song.melody, song.bridge, key=key)
-            enc = encode_song(song_for_chords)
-            logp = self.chord_log_probs(enc, song.n_steps, grid.bar_starts)
+            logp = self.chord_step_log_probs(Song(song.name, grid, song.melody, song.bridge, key=key), key)
             d = self.decoding
             chords = decode_chords(
                 logp, grid.beat_starts, grid.bar_starts, song.n_steps, key=key,

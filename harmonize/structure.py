@@ -9,6 +9,7 @@ Chord-derived tokens follow "Of All StrIPEs" §IV-D (paper.md §3):
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -248,6 +249,11 @@ def bars_similar(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> bool:
     longest = max(len(a), len(b))
     allowed = 0.5 if longest < 4 else longest / 4 + 0.5
     if abs(len(a) - len(b)) > allowed:
+        return False
+    # a lower bound first (pure speed): a note whose pitch the other bar lacks costs a deletion or a
+    # substitution, 1 each, so the distance is at least the larger pitch multiset difference
+    pa, pb = Counter(p for _, p in a), Counter(p for _, p in b)
+    if max(sum((pa - pb).values()), sum((pb - pa).values())) > allowed:
         return False
     return _edit_distance(a, b) <= allowed
 

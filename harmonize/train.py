@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import random
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from .atomic import TEMP_PREFIX, atomic_write_text
 from .errors import StripeError
 
-STAGES = ("chord", "accompaniment")
+STAGES = ("chord", "accompaniment", "chord-beat")
 
 
 @dataclass
@@ -37,7 +38,7 @@ class TrainConfig:
     data: str = "pop909"  # a POP909-layout folder, or a folder of MIDI files (folder_data.py)
     structure: str | None = None  # Dai et al. folder (chords from finalized_chord.txt) or None
     out: str = "runs/model"
-    stage: str = "accompaniment"  # chord | accompaniment
+    stage: str = "accompaniment"  # chord | accompaniment | chord-beat (one token per beat, key-relative)
     pe: str = "ropepool"
     context: str = "bin"  # none | time | rep | key | bin
     inputs: tuple[str, ...] = ("melody", "bridge")
@@ -73,6 +74,8 @@ class TrainConfig:
     cache: str | None = None  # preprocessing cache folder (None = default)
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
     compile: bool = False  # torch.compile the model (CUDA only)
+    cl: str | None = None  # chord-beat: a POP909-CL folder, whose corrected chords replace POP909's
+    aux_weight: float = 0.5  # chord-beat: weight of the piano bass and chroma heads (0 = chords only)
 
     def __post_init__(self):
         _check_fields(self)
@@ -140,20 +143,22 @@ def seed_everything(seed: int) -> None:
 
 
 def model_config_for(cfg: TrainConfig):
+    from .beat_tokens import N_FEATURES, N_OUT
     from .chords import N_CLASSES
     from .dataset import input_dim, position_dim
     from .model.transformer import ModelConfig
 
+    beat = cfg.stage == "chord-beat"
     return ModelConfig(
-        n_in=input_dim(cfg.inputs),
-        n_out=128 if cfg.stage == "accompaniment" else N_CLASSES,
+        n_in=N_FEATURES if beat else input_dim(cfg.inputs),
+        n_out=N_OUT if beat else 128 if cfg.stage == "accompaniment" else N_CLASSES,
         d_model=cfg.d_model,
         n_heads=cfg.n_heads,
         n_layers=cfg.n_layers,
         d_ff=cfg.d_ff,
         dropout=cfg.dropout,
         pe=cfg.pe,
-        position_dim=position_dim(cfg.context),
+        position_dim=1 if beat else position_dim(cfg.context),
         feature_map=cfg.feature_map,
         causal=cfg.causal,
     )
@@ -186,15 +191,100 @@ def load_encoded(cfg: TrainConfig, split: str, max_songs: int = 0, warn=None):
     return [encode_song(s) for s in songs]
 
 
-def make_dataset(cfg: TrainConfig, encoded, train: bool):
-    from .dataset import WindowDataset
+def load_beat_songs(cfg: TrainConfig, split: str, max_songs: int = 0):
+    """Songs of one split as per-beat arrays in the frame of the key ``estimate_key`` gives their melody
+    (what the pipeline does with a user's file), chords from POP909-CL when ``cfg.cl`` is set."""
+    from .beat_tokens import encode_beats
+    from .pop909 import load_split, read_cl_chords, song_id
+    from .song import Song
+    from .structure import estimate_key
 
+    root = Path(cfg.data)
+    if not root.is_dir():
+        raise StripeError("no such data folder (expected a POP909-layout folder)", root)
+    songs = load_split(root, split, cache_dir=Path(cfg.cache) if cfg.cache else None, limit=max_songs or None)
+    out = []
+    for song in songs:
+        chords = song.chords
+        if cfg.cl:
+            sid = song.name.rsplit("/", 1)[-1]
+            cl_midi = Path(cfg.cl) / "POP909_processed" / f"{sid}.mid"
+            try:
+                chords = read_cl_chords(cl_midi, root / sid / f"{song_id(root / sid)}.mid", song.grid)
+            except StripeError as err:  # a CL file without a chord track, or missing: skip the song
+                logging.getLogger(__name__).warning("skipping %s: %s", song.name, err)
+                continue
+        key = estimate_key(Song(song.name, song.grid, song.melody))
+        out.append(encode_beats(song.melody, song.grid, key, chords, song.piano, song.name))
+    if not out:
+        raise StripeError(f"no usable songs in split {split!r}", root)
+    return out
+
+
+_BEAT_ARRAYS = ("features", "rep", "chord", "bass", "chroma", "bar_of_beat")
+
+
+def cached_beat_songs(path: Path, build) -> list:
+    """``build()``'s per-beat songs, saved to / read from one ``.npz`` (no pickle)."""
+    import io
+
+    import numpy as np
+
+    from .atomic import atomic_write_bytes
+    from .beat_tokens import BeatSong
+    from .song import Key
+
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            z = {k: z[k] for k in z.files}  # each z[k] would read and inflate the whole array again
+        cuts = np.cumsum(np.concatenate([[0], z["lengths"]]))
+        return [BeatSong(str(name), *(z[k][a:b] for k in _BEAT_ARRAYS), Key(int(t), "minor" if m else "major"))
+                for name, a, b, t, m in zip(z["names"], cuts[:-1], cuts[1:], z["tonic"], z["minor"], strict=True)]
+    songs = build()
+    buf = io.BytesIO()
+    np.savez(buf, names=np.array([s.name for s in songs]), lengths=np.array([s.n_beats for s in songs]),
+             tonic=np.array([s.key.tonic for s in songs]), minor=np.array([s.key.mode == "minor" for s in songs]),
+             **{k: np.concatenate([getattr(s, k) for s in songs]) for k in _BEAT_ARRAYS})
+    atomic_write_bytes(path, buf.getvalue())
+    return songs
+
+
+def make_dataset(cfg: TrainConfig, encoded, train: bool):
+    from .dataset import BeatWindowDataset, WindowDataset
+
+    if cfg.stage == "chord-beat":
+        return BeatWindowDataset(encoded, bars=cfg.bars, hop_bars=cfg.hop_bars if train else cfg.bars,
+                                 context=cfg.context)
     return WindowDataset(
         encoded, bars=cfg.bars, hop_bars=cfg.hop_bars if train else cfg.bars, stage=cfg.stage,
         context=cfg.context, inputs=cfg.inputs, transpose_range=cfg.transpose if train else 0,
         chroma_noise=cfg.chroma_noise if train else 0.0, seed=cfg.seed,
         bridge_dropout=cfg.bridge_dropout if train else 0.0,
     )
+
+
+def batch_loss(cfg: TrainConfig, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+    """The stage's training loss on one batch (chord-beat: chords + ``aux_weight`` x (bass + chroma))."""
+    if cfg.stage != "chord-beat":
+        return stage_loss(cfg.stage, logits, batch["target"], batch["mask"])
+    return beat_losses(logits, batch, cfg.aux_weight)[0]
+
+
+def beat_losses(logits: torch.Tensor, batch: dict, aux_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(total loss, chord loss) of the per-beat chord stage; unknown targets (-100, chroma < 0) are skipped."""
+    from .beat_tokens import N_BASS
+    from .chords import N_CLASSES
+
+    chord = F.cross_entropy(logits[..., :N_CLASSES].transpose(1, 2), batch["target"])
+    if not aux_weight:
+        return chord, chord
+    bass_logits = logits[..., N_CLASSES:N_CLASSES + N_BASS]
+    bass = F.cross_entropy(bass_logits.transpose(1, 2), batch["bass"]) if (batch["bass"] >= 0).any() else 0.0
+    chroma_t = batch["chroma"]
+    known = ((chroma_t >= 0) & batch["mask"][..., None]).float()
+    bce = F.binary_cross_entropy_with_logits(logits[..., N_CLASSES + N_BASS:], chroma_t.clamp(min=0), reduction="none")
+    chroma = (bce * known).sum() / known.sum().clamp(min=1.0)
+    return chord + aux_weight * (bass + chroma), chord
 
 
 def stage_loss(stage: str, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -242,6 +332,16 @@ def validate(model, dataset, cfg: TrainConfig, device) -> dict:
     for batch in batches(dataset, list(range(len(dataset))), cfg.batch_size):
         batch = to_device(batch, device)
         logits = model(batch["x"], batch["positions"], batch["mask"])
+        if cfg.stage == "chord-beat":
+            from .chords import N_CLASSES
+
+            known = batch["target"] >= 0
+            n = known.sum().item()
+            total += beat_losses(logits, batch, 0.0)[1].item() * n
+            correct += ((logits[..., :N_CLASSES].argmax(-1) == batch["target"]) & known).sum().item()
+            weight += n
+            counted += n
+            continue
         n = batch["mask"].sum().item()
         total += stage_loss(cfg.stage, logits, batch["target"], batch["mask"]).item() * n
         weight += n
@@ -253,6 +353,8 @@ def validate(model, dataset, cfg: TrainConfig, device) -> dict:
     out = {"val_loss": total / max(weight, 1.0)}
     if cfg.stage == "chord":
         out["val_step_accuracy"] = correct / max(counted, 1)
+    if cfg.stage == "chord-beat":
+        out["val_beat_accuracy"] = correct / max(counted, 1)
     return out
 
 
@@ -420,10 +522,20 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, 
         torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     warn = _warn_line if ctx.is_main else (lambda line: None)
-    with _status(progress and ctx.is_main, "loading the training songs"):
-        train_set = make_dataset(cfg, load_encoded(cfg, "train", cfg.max_songs, warn=warn), train=True)
-    with _status(progress and ctx.is_main, "loading the validation songs"):
-        val_set = make_dataset(cfg, load_encoded(cfg, "val", cfg.val_max_songs, warn=warn), train=False)
+    if cfg.stage == "chord-beat":  # cached in the run folder: a resumed run skips the preprocessing
+        with _status(progress and ctx.is_main, "loading the training songs"):
+            train_songs = cached_beat_songs(run / "beats-train.npz",
+                                            lambda: load_beat_songs(cfg, "train", cfg.max_songs))
+        with _status(progress and ctx.is_main, "loading the validation songs"):
+            val_songs = cached_beat_songs(run / "beats-val.npz",
+                                          lambda: load_beat_songs(cfg, "val", cfg.val_max_songs))
+    else:
+        with _status(progress and ctx.is_main, "loading the training songs"):
+            train_songs = load_encoded(cfg, "train", cfg.max_songs, warn=warn)
+        with _status(progress and ctx.is_main, "loading the validation songs"):
+            val_songs = load_encoded(cfg, "val", cfg.val_max_songs, warn=warn)
+    train_set = make_dataset(cfg, train_songs, train=True)
+    val_set = make_dataset(cfg, val_songs, train=False)
 
     net = StructureTransformer(model_config_for(cfg)).to(device)
     model = net
@@ -503,8 +615,11 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, 
                     group["lr"] = lr
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                     logits = model(batch["x"], batch["positions"], batch["mask"])
-                loss_mask = batch.get("loss_mask", batch["mask"])  # DDP: padding repeats weigh nothing
-                loss = stage_loss(cfg.stage, logits.float(), batch["target"], loss_mask) * ctx.loss_scale(loss_mask)
+                if cfg.stage == "chord-beat":  # mean over the known beats of the batch
+                    loss = batch_loss(cfg, logits.float(), batch)
+                else:
+                    loss_mask = batch.get("loss_mask", batch["mask"])  # DDP: padding repeats weigh nothing
+                    loss = stage_loss(cfg.stage, logits.float(), batch["target"], loss_mask) * ctx.loss_scale(loss_mask)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -554,9 +669,7 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, 
         if tmp.exists():
             _rmtree(tmp)
         tmp.mkdir()
-        save_model(net.cpu(), tmp, extra={"stage": cfg.stage, "context": cfg.context,
-                                            "inputs": list(cfg.inputs), "bars": cfg.bars,
-                                            "train_config": dataclasses.asdict(cfg),
+        save_model(net.cpu(), tmp, extra={**stage_meta(cfg), "train_config": dataclasses.asdict(cfg),
                                             "val": history[-1]})
         if final.exists():
             _rmtree(final, strict=True)
@@ -590,6 +703,15 @@ class _NullLog:
 
     def close(self) -> None:
         pass
+
+
+def stage_meta(cfg: TrainConfig) -> dict:
+    """What the pipeline needs to know to run a trained stage (``meta`` in its config.json)."""
+    if cfg.stage == "chord-beat":
+        from .beat_tokens import N_FEATURES
+
+        return {"stage": "chord", "kind": "beat", "context": cfg.context, "bars": cfg.bars, "features": N_FEATURES}
+    return {"stage": cfg.stage, "context": cfg.context, "inputs": list(cfg.inputs), "bars": cfg.bars}
 
 
 def _progress(enabled: bool):

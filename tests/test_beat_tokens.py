@@ -1,0 +1,180 @@
+"""The per-beat chord stage: beat tokens, the key frame, the model, training through the CLI, harmonizing."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harmonize.beat_tokens import (
+    N_BASS,
+    N_FEATURES,
+    N_OUT,
+    bar_windows,
+    beat_features,
+    encode_beats,
+    to_absolute,
+    to_relative,
+)
+from harmonize.chords import N_CLASSES, Chord, parse_chord
+from harmonize.song import ChordSpan, Grid, Key, Note
+
+FIXTURES = Path(__file__).parent / "fixtures" / "pop909_mini"
+
+
+def grid(n_bars: int = 2, beats_per_bar: int = 4) -> Grid:
+    n = n_bars * beats_per_bar
+    flags = [i % beats_per_bar == 0 for i in range(n + 1)]
+    return Grid.from_beats(np.arange(n + 1) * 0.5, flags)
+
+
+def test_beat_tokens_say_what_the_melody_does_where():
+    g = grid()  # 2 bars of 4 beats, 4 steps a beat
+    melody = [Note(4, 6, 64), Note(6, 8, 67), Note(8, 16, 60)]  # beat 1: E G; beats 2-3: C held
+    f = beat_features(melody, g, Key(0, "major"))
+    assert f.shape == (8, N_FEATURES)
+    dur, onset, low, high = f[:, :12], f[:, 12:24], f[:, 24:36], f[:, 36:48]
+    rest = f[:, 48]
+    assert dur[1, 4] == dur[1, 7] == 0.5 and onset[1, [4, 7]].tolist() == [1, 1]
+    assert low[1].argmax() == 4 and high[1].argmax() == 7
+    assert dur[2, 0] == dur[3, 0] == 1 and onset[2, 0] == 1 and onset[3, 0] == 0  # held, not restruck
+    assert rest[0] == 1 and rest[1] == 0 and rest[4] == 1
+    beat_in_bar = f[:, 50:58].argmax(1)
+    assert beat_in_bar.tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    before, after = f[:, -4], f[:, -3]
+    assert before.tolist() == [1, 0, 0, 0, 0, 0, 0, 0]
+    assert after.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_tokens_are_key_relative():
+    g = grid()
+    melody = [Note(0, 4, 62), Note(4, 12, 66), Note(12, 20, 69)]
+    a = beat_features(melody, g, Key(2, "major"))
+    b = beat_features([Note(n.start, n.end, n.pitch + 5) for n in melody], g, Key(7, "major"))
+    reg = 49  # the register feature moves with the transposition; everything else is the same
+    np.testing.assert_array_equal(np.delete(a, reg, 1), np.delete(b, reg, 1))
+    assert beat_features(melody, g, Key(2, "minor"))[0, -1] == 1  # the mode flag
+
+
+def test_key_relative_round_trip():
+    classes = np.arange(N_CLASSES)
+    for tonic in range(12):
+        rel = to_relative(classes, tonic)
+        assert sorted(rel.tolist()) == classes.tolist() and rel[0] == 0  # a permutation; N stays N
+        assert to_relative(np.array([Chord(tonic, "maj").class_index]), tonic)[0] == Chord(0, "maj").class_index
+        scores = np.eye(N_CLASSES)[rel]  # row c: a one-hot over relative classes at class c's relative index
+        np.testing.assert_array_equal(to_absolute(scores, tonic).argmax(1), classes)
+
+
+def test_targets_chord_bass_and_chroma():
+    g = grid(1)
+    chords = [ChordSpan(0, 6, parse_chord("G:maj")), ChordSpan(6, 16, parse_chord("C:maj"))]
+    piano = [Note(0, 8, 43), Note(0, 8, 59), Note(8, 12, 48)]
+    s = encode_beats([Note(0, 16, 67)], g, Key(7, "major"), chords, piano)
+    # beat 1 has G for 2 steps and C for 2: the earlier wins; then C = IV of G
+    assert s.chord.tolist() == [Chord(0, "maj").class_index, Chord(0, "maj").class_index,
+                                Chord(5, "maj").class_index, Chord(5, "maj").class_index]
+    assert s.bass.tolist() == [0, 0, 5, N_BASS - 1]  # G, G, C relative to G; silent
+    assert s.chroma[0, [0, 4]].tolist() == [1, 1] and s.chroma[3].sum() == 0
+    blind = encode_beats([Note(0, 16, 67)], g, Key(7, "major"))
+    assert (blind.chord == -100).all() and (blind.bass == -100).all()
+
+
+def test_bar_windows_cover_the_song():
+    bar_of_beat = np.repeat(np.arange(10), 4)
+    assert bar_windows(bar_of_beat, 16, 8) == [(0, 40)]
+    w = bar_windows(bar_of_beat, 4, 3)
+    assert w[0] == (0, 16) and w[-1][1] == 40 and all(hi - lo == 16 for lo, hi in w)
+
+
+def tiny_beat_stage(folder: Path, context: str = "time") -> Path:
+    from harmonize.model.checkpoint import save_model
+    from harmonize.model.transformer import StructureTransformer
+    from harmonize.train import TrainConfig, model_config_for, stage_meta
+
+    cfg = TrainConfig(stage="chord-beat", context=context, d_model=16, n_heads=2, n_layers=1, d_ff=32,
+                      pe="ropepool", causal=False, bars=4)
+    torch.manual_seed(0)
+    save_model(StructureTransformer(model_config_for(cfg)), folder, extra=stage_meta(cfg))
+    return folder
+
+
+def test_beat_model_shape_and_strict_load(tmp_path):
+    from harmonize.errors import StripeError
+    from harmonize.model.checkpoint import load_model
+
+    folder = tiny_beat_stage(tmp_path / "chord")
+    model = load_model(folder)
+    y = model(torch.randn(1, 10, N_FEATURES), torch.arange(10.0)[None, :, None])
+    assert y.shape == (1, 10, N_OUT)
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["meta"]["kind"] == "beat" and cfg["meta"]["stage"] == "chord"
+    cfg["d_model"] = 32
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(StripeError, match="shape"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("context", ["time", "rep"])
+def test_harmonize_with_a_tiny_beat_model(tmp_path, context):
+    from harmonize.pipeline import HarmonizeOptions, Harmonizer
+    from harmonize.song import Song
+
+    tiny = __import__("tiny_models").tiny_harmonizer(tmp_path / "h")
+    tiny_beat_stage(tiny / "chord", context)  # replace the per-step chord stage
+    h = Harmonizer.load(str(tiny))
+    assert h.chord.kind == "beat"
+    g = grid(3)
+    melody = [Note(4 * i, 4 * i + 4, 60 + (i % 5)) for i in range(2, 12)]
+    out = h(Song("t", g, melody), HarmonizeOptions())
+    assert out.chords[0].start == 0 and out.chords[-1].end == g.n_steps
+    assert all(s.end > s.start for s in out.chords) and out.accompaniment is not None
+    logp = h.chord_beat_log_probs(Song("t", g, melody), out.key)
+    assert logp.shape == (12, N_CLASSES)
+    np.testing.assert_allclose(np.exp(logp).sum(1), 1.0, atol=1e-4)
+
+
+def test_train_chord_beat_through_the_cli_and_resume(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from harmonize.cli import app
+    from harmonize.pipeline import Harmonizer
+
+    monkeypatch.setenv("STRIPE_CACHE", str(tmp_path / "cache"))  # not inside the fixture folder
+    out = tmp_path / "run"
+    args = ["train", "--data", str(FIXTURES), "--stage", "chord-beat", "--out", str(out), "--context", "time",
+            "--d-model", "16", "--heads", "2", "--layers", "1", "--d-ff", "32", "--bars", "4", "--hop-bars", "2",
+            "--max-steps", "3", "--batch-size", "2", "--bidirectional", "--threads", "1", "--checkpoint-every", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "final" / "config.json").read_text())["meta"]
+    assert meta["kind"] == "beat" and "val_beat_accuracy" in meta["val"]
+    assert (out / "beats-train.npz").exists()
+    h = Harmonizer.load(str(out / "final"))  # a single-stage folder replaces the bundled chord stage
+    assert h.chord.kind == "beat" and h.chord.model.config.n_out == N_OUT
+    config = json.loads((out / "train_config.json").read_text())
+    config["max_steps"] = 5
+    (out / "train_config.json").write_text(json.dumps(config))
+    result = CliRunner().invoke(app, ["train", "--out", str(out), "--data", str(FIXTURES), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "done: 5 steps" in result.output
+
+
+@pytest.mark.parametrize("chord_track", ["chords", "MIDI 01"])
+def test_pop909_cl_chords_land_on_the_pop909_grid(tmp_path, chord_track):
+    from midi_factory import RES, Track, make_midi
+
+    from harmonize.pop909 import read_cl_chords
+
+    # POP909 file at 120 bpm (a beat = 0.5 s) starting one beat late; the CL file re-times the same
+    # notes to start at tick 0 at 100 bpm, and writes C (root position) then A minor as block chords
+    melody = [(RES * (1 + i), RES * (2 + i), 60 + 2 * i) for i in range(8)]
+    piano = [(RES * (1 + i), RES * (2 + i), 48) for i in range(8)]
+    orig = make_midi(tmp_path / "001.mid", [Track("MELODY", melody), Track("PIANO", piano)])
+    shift = [(s - RES, e - RES, p) for s, e, p in melody + piano]
+    blocks = [(0, 4 * RES, p) for p in (48, 52, 55)] + [(4 * RES, 8 * RES, p) for p in (57, 60, 64)]
+    cl = make_midi(tmp_path / "cl.mid", [Track("piano", shift), Track(chord_track, blocks)], tempos=[(0, 100.0)])
+    grid = Grid.from_beats(np.arange(11) * 0.5)
+    spans = read_cl_chords(cl, orig, grid)
+    assert [(s.start, s.end, s.chord) for s in spans] == [(4, 20, Chord(0, "maj")), (20, 36, Chord(9, "min"))]
