@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .errors import StripeError
 
-BUNDLED = "pop909-ropepool"
+BUNDLED = "pop909-beat"  # the per-beat chord stage; pop909-ropepool (per-step) stays available by name
 HUB_PREFIX = "hf:"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 STAGES = ("chord", "accompaniment")
