@@ -224,8 +224,9 @@ def load_beat_songs(cfg: TrainConfig, split: str, max_songs: int = 0):
 _BEAT_ARRAYS = ("features", "rep", "chord", "bass", "chroma", "bar_of_beat")
 
 
-def cached_beat_songs(path: Path, build) -> list:
-    """``build()``'s per-beat songs, saved to / read from one ``.npz`` (no pickle)."""
+def cached_beat_songs(path: Path, build, write: bool = True) -> list:
+    """``build()``'s per-beat songs, saved to (when ``write``; the folder is made then, once the data
+    has loaded) / read from one ``.npz`` (no pickle)."""
     import io
 
     import numpy as np
@@ -241,10 +242,13 @@ def cached_beat_songs(path: Path, build) -> list:
         return [BeatSong(str(name), *(z[k][a:b] for k in _BEAT_ARRAYS), Key(int(t), "minor" if m else "major"))
                 for name, a, b, t, m in zip(z["names"], cuts[:-1], cuts[1:], z["tonic"], z["minor"], strict=True)]
     songs = build()
+    if not write:
+        return songs
     buf = io.BytesIO()
     np.savez(buf, names=np.array([s.name for s in songs]), lengths=np.array([s.n_beats for s in songs]),
              tonic=np.array([s.key.tonic for s in songs]), minor=np.array([s.key.mode == "minor" for s in songs]),
              **{k: np.concatenate([getattr(s, k) for s in songs]) for k in _BEAT_ARRAYS})
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, buf.getvalue())
     return songs
 
@@ -525,10 +529,10 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, 
     if cfg.stage == "chord-beat":  # cached in the run folder: a resumed run skips the preprocessing
         with _status(progress and ctx.is_main, "loading the training songs"):
             train_songs = cached_beat_songs(run / "beats-train.npz",
-                                            lambda: load_beat_songs(cfg, "train", cfg.max_songs))
+                                            lambda: load_beat_songs(cfg, "train", cfg.max_songs), ctx.is_main)
         with _status(progress and ctx.is_main, "loading the validation songs"):
             val_songs = cached_beat_songs(run / "beats-val.npz",
-                                          lambda: load_beat_songs(cfg, "val", cfg.val_max_songs))
+                                          lambda: load_beat_songs(cfg, "val", cfg.val_max_songs), ctx.is_main)
     else:
         with _status(progress and ctx.is_main, "loading the training songs"):
             train_songs = load_encoded(cfg, "train", cfg.max_songs, warn=warn)
