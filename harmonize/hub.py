@@ -42,11 +42,16 @@ DEFAULT_DECODING = {
 
 
 def bundled_root() -> Path:
-    """``harmonize/pretrained`` in an install (pyproject maps ``models/`` there); ``models/`` in a checkout."""
+    """``models/`` beside the imported package in a checkout (an editable install of *another* checkout
+    would otherwise pair this code with that one's models); else ``harmonize/pretrained`` in an install
+    (pyproject maps ``models/`` there)."""
+    source = Path(__file__).resolve().parents[1] / "models"
+    if (source / BUNDLED / "harmonizer.json").exists():
+        return source
     try:
         return Path(str(resources.files("harmonize.pretrained")))
     except ModuleNotFoundError:  # running from the source tree, e.g. pytest in the repo root
-        return Path(__file__).resolve().parents[1] / "models"
+        return source
 
 
 def bundled_names() -> list[str]:
