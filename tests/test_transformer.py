@@ -235,3 +235,17 @@ def test_format1_training_checkpoint_is_not_resumed(tmp_path):
     model = StructureTransformer(tiny())
     with pytest.raises(StripeError, match="older stripe"):
         load_checkpoint(folder, model, torch.optim.Adam(model.parameters()))
+
+
+def test_loading_a_model_does_not_import_dynamo():
+    """The meta-device shape check must stay cheap: torch._dynamo alone costs ~0.7 s to import."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bundled = Path(__file__).resolve().parents[1] / "models" / "pop909-ropepool" / "chord"
+    code = ("import sys, torch; from harmonize.model.checkpoint import load_model; "
+            f"load_model({str(bundled)!r}); print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
