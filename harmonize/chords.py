@@ -87,11 +87,15 @@ class Chord:
 
     @property
     def symbol(self) -> str:
+        return self.harte(PITCH_NAMES.__getitem__)
+
+    def harte(self, name_of) -> str:
+        """The Harte symbol with pitch classes named by ``name_of`` (``Db:maj`` where a key spells it so)."""
         if self.root is None:
             return "N"
-        text = f"{PITCH_NAMES[self.root]}:{self.quality}"
+        text = f"{name_of(self.root)}:{self.quality}"
         if self.bass is not None and self.bass != self.root:
-            text += f"/{PITCH_NAMES[self.bass]}"
+            text += f"/{name_of(self.bass)}"
         return text
 
     @property

@@ -49,9 +49,4 @@ def pitch_name(pc: int, key: Key | None) -> str:
 
 def harte_symbol(chord: Chord, key: Key | None) -> str:
     """``Chord.symbol`` with the key's spelling: ``Db:maj`` in F minor, ``C#:min7`` in A major."""
-    if chord.root is None:
-        return "N"
-    text = f"{pitch_name(chord.root, key)}:{chord.quality}"
-    if chord.bass is not None and chord.bass != chord.root:
-        text += f"/{pitch_name(chord.bass, key)}"
-    return text
+    return chord.harte(lambda pc: pitch_name(pc, key))

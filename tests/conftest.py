@@ -42,3 +42,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny random harmonizer (both stages) for CLI and pipeline tests; one per test module."""
+    from tiny_models import tiny_harmonizer
+
+    return tiny_harmonizer(tmp_path_factory.mktemp("tiny") / "harmonizer")

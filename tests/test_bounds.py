@@ -11,7 +11,6 @@ import mido
 import numpy as np
 import pytest
 from midi_factory import Track, make_midi, song_file, steps
-from tiny_models import tiny_harmonizer
 from typer.testing import CliRunner
 
 from harmonize import midi as midi_module
@@ -23,11 +22,6 @@ from harmonize.song import Grid
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pop909_mini"
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return tiny_harmonizer(tmp_path_factory.mktemp("tiny") / "harmonizer")
 
 
 def long_grid(bars: int) -> Grid:

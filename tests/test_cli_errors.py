@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from cli_checks import one_line_error, run
 from midi_factory import song_file
-from tiny_models import tiny_harmonizer
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "pop909_mini"
@@ -26,11 +25,6 @@ TINY = ["--max-steps", "1", "--d-model", "16", "--layers", "1", "--heads", "2", 
 def own_cache(tmp_path, monkeypatch):
     """The preprocessing cache goes to tmp, never into the committed fixture folder."""
     monkeypatch.setenv("STRIPE_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return tiny_harmonizer(tmp_path_factory.mktemp("tiny") / "harmonizer")
 
 
 @pytest.fixture

@@ -6,17 +6,11 @@ import mido
 import pretty_midi
 import pytest
 from midi_factory import song_file
-from tiny_models import tiny_harmonizer
 from typer.testing import CliRunner
 
 from harmonize.cli import app
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return tiny_harmonizer(tmp_path_factory.mktemp("tiny") / "harmonizer")
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ key-aware spelling, the lead sheet. Every behaviour is checked through the CLI w
 import json
 
 import pytest
+from cli_checks import run
 from midi_factory import song_file
 from tiny_models import tiny_harmonizer
 from typer.testing import CliRunner
@@ -49,18 +50,9 @@ def test_unreadable_symbols_still_raise(bad):
         parse_chord(bad)
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return tiny_harmonizer(tmp_path_factory.mktemp("tiny") / "harmonizer")
-
-
 @pytest.fixture
 def melody(tmp_path):
     return song_file(tmp_path / "in.mid", bars=8)
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_chord_file_reads_sharps_and_comments_only_after_whitespace(model_dir, melody, tmp_path):

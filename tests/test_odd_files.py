@@ -26,11 +26,6 @@ from harmonize.midi import read_song
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return tiny_harmonizer(tmp_path_factory.mktemp("tiny") / "harmonizer")
-
-
 def harmonize(src: Path, out: Path, model_dir: Path, *flags):
     return runner.invoke(app, ["harmonize", str(src), "-o", str(out), "--model", str(model_dir), *map(str, flags)])
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from cli_checks import names, one_line_error, run
 from midi_factory import song_file
-from tiny_models import tiny_harmonizer
 
 from harmonize import outputs as outputs_module
 from harmonize.errors import StripeError
@@ -22,11 +21,6 @@ from harmonize.outputs import Outputs, write_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "pop909_mini"
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return tiny_harmonizer(tmp_path_factory.mktemp("tiny") / "harmonizer")
 
 
 @pytest.fixture
