@@ -118,15 +118,16 @@ def beat_features(melody: list[Note], grid: Grid, key: Key, rep: np.ndarray | No
     return np.concatenate(blocks, axis=1).astype(np.float32)
 
 
-def repetition_per_beat(melody: list[Note], grid: Grid, bar_of_beat: np.ndarray | None = None) -> np.ndarray:
+def repetition_per_beat(melody: list[Note], grid: Grid, bar_of_beat: np.ndarray | None = None,
+                        bar_rep: np.ndarray | None = None) -> np.ndarray:
     """The melodic repetition id (``structure.melody_repetition``, as ``stripe labels`` shows it) of
-    each beat's bar."""
+    each beat's bar; ``bar_rep`` is that per-bar result when the caller has it already."""
     from .song import Song
 
     if bar_of_beat is None:
         starts = beat_bounds(grid.beat_starts, grid.n_steps)[:, 0]
         bar_of_beat = np.clip(np.searchsorted(np.asarray(grid.bar_starts or [0]), starts, side="right") - 1, 0, None)
-    ids = melody_repetition(Song("", grid, melody))
+    ids = melody_repetition(Song("", grid, melody)) if bar_rep is None else bar_rep
     if not len(ids):
         return np.zeros(len(bar_of_beat), np.int64)
     return ids[np.clip(bar_of_beat, 0, len(ids) - 1)]
@@ -196,7 +197,7 @@ class BeatSong:
 
 
 def encode_beats(melody: list[Note], grid: Grid, key: Key, chords: list[ChordSpan] | None = None,
-                 piano: list[Note] | None = None, name: str = "") -> BeatSong:
+                 piano: list[Note] | None = None, name: str = "", bar_rep: np.ndarray | None = None) -> BeatSong:
     """Features (and, when ``chords`` / ``piano`` are given, targets) of one song in ``key``'s frame."""
     T = grid.n_steps
     bounds = beat_bounds(grid.beat_starts, T)
@@ -209,7 +210,7 @@ def encode_beats(melody: list[Note], grid: Grid, key: Key, chords: list[ChordSpa
         bass, chroma = piano_targets(piano, bounds, T, key.tonic)
     else:
         bass, chroma = np.full(nb, IGNORE, np.int64), np.full((nb, 12), -1.0, np.float32)
-    rep = repetition_per_beat(melody, grid, bar)
+    rep = repetition_per_beat(melody, grid, bar, bar_rep)
     return BeatSong(name, beat_features(melody, grid, key, rep), rep, chord, bass, chroma, bar.astype(np.int64), key)
 
 

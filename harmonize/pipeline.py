@@ -83,9 +83,10 @@ def stage_sources(spec: HarmonizerSpec) -> dict[str, str]:
     return out
 
 
-def structure_decoding(song: Song, decoding: dict) -> dict:
+def structure_decoding(song: Song, decoding: dict, bar_rep: np.ndarray | None = None) -> dict:
     """``decode_chords`` keyword arguments from the melody and the decoding settings: the melody's span (N
-    outside it), bar-repetition groups, cadence, learnt transitions."""
+    outside it), bar-repetition groups, cadence, learnt transitions. ``bar_rep``: ``melody_repetition(song)``
+    when the caller has it already (it is quadratic in the bars)."""
     from .decode import rep_beat_groups
     from .structure import _bar_tokens, melody_repetition
 
@@ -100,7 +101,8 @@ def structure_decoding(song: Song, decoding: dict) -> dict:
         out["final_note"] = (final.start, final.end)
     if decoding.get("rep_weight") and grid.bar_starts and song.melody:
         has_notes = [bool(t) for t in _bar_tokens(song)]
-        out["rep_groups"] = rep_beat_groups(melody_repetition(song), has_notes, grid.beat_starts, grid.bar_starts)
+        bar_rep = melody_repetition(song) if bar_rep is None else bar_rep
+        out["rep_groups"] = rep_beat_groups(bar_rep, has_notes, grid.beat_starts, grid.bar_starts)
         out["rep_weight"] = decoding["rep_weight"]
     return out
 
@@ -164,12 +166,12 @@ class Harmonizer:
         return total / np.maximum(weight, 1e-9)
 
     @torch.inference_mode()
-    def chord_beat_log_probs(self, song: Song, key: Key) -> np.ndarray:
+    def chord_beat_log_probs(self, song: Song, key: Key, bar_rep: np.ndarray | None = None) -> np.ndarray:
         """Per-beat chord log-probabilities ``[n_beats, N_CLASSES]`` (absolute classes) of a per-beat chord
         stage, in ``key``'s frame, from overlapping windows of the training length (whole songs up to it)."""
         from .beat_tokens import bar_windows, beat_positions, encode_beats, to_absolute
 
-        beats = encode_beats(song.melody, song.grid, key)
+        beats = encode_beats(song.melody, song.grid, key, bar_rep=bar_rep)
         bars = int(self.chord.meta.get("bars", 64))
         total = np.zeros((beats.n_beats, N_CLASSES))
         weight = np.zeros((beats.n_beats, 1))
@@ -182,7 +184,7 @@ class Harmonizer:
             weight[lo:hi] += w
         return to_absolute(total / np.maximum(weight, 1e-9), key.tonic)
 
-    def chord_step_log_probs(self, song: Song, key: Key) -> np.ndarray:
+    def chord_step_log_probs(self, song: Song, key: Key, bar_rep: np.ndarray | None = None) -> np.ndarray:
         """Per-step chord log-probabilities ``[n_steps, N_CLASSES]`` whatever the chord stage's kind (a
         per-beat stage's rows repeated over each beat's steps, so averaging per beat gives them back)."""
         from .beat_tokens import beat_bounds
@@ -191,7 +193,7 @@ class Harmonizer:
             from .encode import encode_song
 
             return self.chord_log_probs(encode_song(song), song.n_steps, song.grid.bar_starts)
-        rows = self.chord_beat_log_probs(song, key)
+        rows = self.chord_beat_log_probs(song, key, bar_rep)
         out = np.zeros((song.n_steps, N_CLASSES))
         bounds = beat_bounds(song.grid.beat_starts, song.n_steps)
         if len(bounds):
@@ -209,7 +211,7 @@ class Harmonizer:
         import time
 
         from .encode import encode_song
-        from .structure import estimate_key
+        from .structure import estimate_key, melody_repetition
 
         opts = options or HarmonizeOptions()
         timings = {}
@@ -219,14 +221,16 @@ class Harmonizer:
         if opts.chords is not None:
             chords, chord_source = opts.chords, "given"
         else:
-            logp = self.chord_step_log_probs(Song(song.name, grid, song.melody, song.bridge, key=key), key)
             d = self.decoding
+            # the melody's bar repetition feeds the per-beat stage and the REP decoding: computed once
+            bar_rep = melody_repetition(song) if self.chord.kind == "beat" or d.get("rep_weight") else None
+            logp = self.chord_step_log_probs(Song(song.name, grid, song.melody, song.bridge, key=key), key, bar_rep)
             chords = decode_chords(
                 logp, grid.beat_starts, grid.bar_starts, song.n_steps, key=key,
                 change_penalty=d["change_penalty"], offbar_penalty=d["offbar_penalty"],
                 none_penalty=d["none_penalty"], key_weight=d["key_weight"], prior_weight=d["prior_weight"],
                 temperature=opts.temperature,
-                rng=np.random.default_rng(opts.seed), **structure_decoding(song, d))
+                rng=np.random.default_rng(opts.seed), **structure_decoding(song, d, bar_rep))
             chord_source = "chord stage"
         timings["chords_s"] = time.perf_counter() - t0
         accompaniment = None
