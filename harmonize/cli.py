@@ -233,6 +233,8 @@ def train(
     checkpoint_every: int = typer.Option(200, "--checkpoint-every", help="Steps between checkpoints."),
     threads: int = typer.Option(0, "--threads", help="CPU threads (0: torch default)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    init: Path | None = typer.Option(None, "--init", help="Start from a trained model's weights (fine-tune), e.g. "
+                                     "models/pop909-beat; the architecture flags must match it."),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 autocast on CUDA, fp32 on CPU), bf16 or fp32."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the model (CUDA only)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only show what the data loader reads (as `stripe data check`); "
@@ -251,7 +253,7 @@ def train(
         bridge_dropout=bridge_dropout, curriculum_steps=curriculum_steps, curriculum_min=curriculum_min,
         warmup_steps=warmup_steps, lr_decay=lr_decay, grad_clip=grad_clip, seed=seed,
         device=device, checkpoint_every=checkpoint_every, threads=threads, precision=precision,
-        compile=compile_,
+        compile=compile_, init=init,
     )
     explicit = {k for k in cli_values
                 if getattr(ctx.get_parameter_source(_param_name(k)), "name", "") == "COMMANDLINE"}

@@ -76,6 +76,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (CUDA only)
     cl: str | None = None  # chord-beat: a POP909-CL folder, whose corrected chords replace POP909's
     aux_weight: float = 0.5  # chord-beat: weight of the piano bass and chroma heads (0 = chords only)
+    init: str | None = None  # start from this model's weights (fine-tuning); same architecture required
 
     def __post_init__(self):
         _check_fields(self)
@@ -541,7 +542,10 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, 
     train_set = make_dataset(cfg, train_songs, train=True)
     val_set = make_dataset(cfg, val_songs, train=False)
 
-    net = StructureTransformer(model_config_for(cfg)).to(device)
+    net = StructureTransformer(model_config_for(cfg))
+    if ckpt is None and cfg.init:  # before the run folder is made: a bad --init leaves nothing behind
+        init_weights(net, cfg)
+    net = net.to(device)
     model = net
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, epoch, batch_pos, history = 0, 0, 0, []
@@ -683,6 +687,35 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, 
             bar.stop()
         log_file.close()
     return TrainResult(run, step, epoch, history)
+
+
+def init_stage_folder(cfg: TrainConfig) -> Path:
+    """The folder of ``cfg.init`` that holds this stage's weights: the folder itself, or its stage subfolder
+    when ``cfg.init`` is a whole harmonizer (``models/pop909-beat`` -> ``models/pop909-beat/chord``)."""
+    folder = Path(cfg.init)
+    if (folder / "config.json").is_file():
+        return folder
+    sub = folder / ("accompaniment" if cfg.stage == "accompaniment" else "chord")
+    if (sub / "config.json").is_file():
+        return sub
+    raise StripeError("--init: no model here (expected config.json in it or in its chord/ or accompaniment/ "
+                      "folder)", folder)
+
+
+def init_weights(net, cfg: TrainConfig) -> None:
+    """Load ``cfg.init``'s weights into ``net`` (strict): fine-tuning starts from a trained model. The
+    architecture must be the one this run would build; dropout alone may differ."""
+    from .model.checkpoint import load_model
+
+    folder = init_stage_folder(cfg)
+    source = load_model(folder)
+    want = dataclasses.replace(model_config_for(cfg), dropout=0.0)
+    have = dataclasses.replace(source.config, dropout=0.0)
+    if want != have:
+        diff = [f"{f.name} {getattr(have, f.name)!r} (run: {getattr(want, f.name)!r})"
+                for f in dataclasses.fields(want) if getattr(want, f.name) != getattr(have, f.name)]
+        raise StripeError("--init: the model's architecture differs from this run's: " + ", ".join(diff[:4]), folder)
+    net.load_state_dict(source.state_dict(), strict=True)
 
 
 def _validate_main(ctx, net, val_set, cfg, device) -> dict:
