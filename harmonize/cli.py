@@ -205,6 +205,8 @@ def train(
     inputs: str = typer.Option("melody,bridge", "--inputs", help="Comma-separated input blocks: melody, bridge, chroma, meter."),
     structure: Path | None = typer.Option(None, "--structure", help="Dai et al. folder: take chords from finalized_chord.txt."),
     cl: Path | None = typer.Option(None, "--cl", help="chord-beat: a POP909-CL folder; train on its corrected chords."),
+    extra_data: Path | None = typer.Option(None, "--extra-data", help="chord-beat: a second folder (POP909 layout or "
+                                           "MIDI files with chords) whose songs join the training and validation splits."),
     aux_weight: float = typer.Option(0.5, "--aux-weight", help="chord-beat: weight of the piano bass/chroma heads."),
     hop_bars: int = typer.Option(4, "--hop-bars", help="Bars between training windows."),
     d_ff: int = typer.Option(256, "--d-ff"),
@@ -246,7 +248,7 @@ def train(
 
     cli_values = dict(
         data=data, out=out, stage=stage, pe=pe, context=context, inputs=inputs, structure=structure, cl=cl,
-        aux_weight=aux_weight, hop_bars=hop_bars, d_ff=d_ff,
+        aux_weight=aux_weight, extra_data=extra_data, hop_bars=hop_bars, d_ff=d_ff,
         bars=bars, d_model=d_model, n_layers=n_layers, n_heads=n_heads, epochs=epochs,
         batch_size=batch_size, lr=lr, max_steps=max_steps, max_songs=max_songs, max_minutes=max_minutes,
         causal=not bidirectional, transpose=transpose, chroma_noise=chroma_noise,

@@ -234,7 +234,7 @@ def build_train_config(cli_values: dict, config_file: Path | None, explicit: set
         values["data"] = found
     if isinstance(values.get("inputs"), str):
         values["inputs"] = tuple(x.strip() for x in values["inputs"].split(",") if x.strip())
-    for k in ("data", "out", "structure", "cl", "init"):
+    for k in ("data", "out", "structure", "cl", "init", "extra_data"):
         if values.get(k) is not None:
             values[k] = str(values[k])
     _validate_choices(values)

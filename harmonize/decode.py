@@ -55,6 +55,8 @@ def decode_chords(
     transitions: dict | None = None,
     cadence_weight: float = 0.0,
     final_note: tuple[int, int] | None = None,
+    melody_steps: np.ndarray | None = None,
+    melody_fit_weight: float = 0.0,
 ) -> list[ChordSpan]:
     """One chord per beat from per-step log-probabilities ``[n_steps, N_CLASSES]`` (``beat_level``: per-beat
     rows ``[n_beats, N_CLASSES]``, as a per-beat chord stage gives them).
@@ -69,7 +71,10 @@ def decode_chords(
     repeated phrases get the same chords unless the model is confident otherwise. ``transitions`` (learnt,
     ``load_transitions``) replaces the hand-set change penalties with key-relative chord bigrams and a
     chord-change probability per beat of the bar. ``cadence_weight`` favours the tonic chord under the
-    melody's ``final_note`` (start, end) and the dominant on the beat before it.
+    melody's ``final_note`` (start, end) and the dominant on the beat before it. ``melody_fit_weight``
+    adds ``melody_fit``'s chord-tone log-likelihood of the beat's melody (``melody_steps``: MIDI pitch per
+    step, -1 = rest): a second expert that knows only which notes fit which chord, and so keeps its
+    judgement on music unlike the chord stage's training data.
     """
     if beat_level:
         emis = np.array(step_log_probs, dtype=np.float64, copy=True)
@@ -85,6 +90,8 @@ def decode_chords(
         # posterior / prior^w (the hybrid-HMM "scaled likelihood"): frequent chords such as the tonic stop
         # drowning out the rest; the prior is the song's own mean posterior, so no corpus statistics are needed
         emis -= prior_weight * song_prior
+    if melody_steps is not None and melody_fit_weight:
+        emis = emis + melody_fit_weight * melody_fit(melody_steps, beat_starts, n_steps)
     emis[:, 0] -= none_penalty  # a harmonizer should harmonize: no-chord only when clearly best
     if rep_groups is not None and rep_weight > 0:
         emis = rep_average(emis, np.asarray(rep_groups), rep_weight)
@@ -117,6 +124,38 @@ def melody_span(notes: list[Note]) -> tuple[int, int] | None:
     if not notes:
         return None
     return min(n.start for n in notes), max(n.end for n in notes)
+
+
+def _chord_tone_log_probs(epsilon: float) -> np.ndarray:
+    """``[N_CLASSES, 12]`` log p(pitch class | chord): chord tones share 1 - epsilon, the rest epsilon; N
+    is uniform."""
+    out = np.full((N_CLASSES, 12), np.log(1 / 12))
+    for c in range(1, N_CLASSES):
+        pcs = set(chord_from_class(c).pitch_classes)
+        for pc in range(12):
+            out[c, pc] = np.log((1 - epsilon) / len(pcs) if pc in pcs else epsilon / (12 - len(pcs)))
+    return out
+
+
+_FIT_CACHE: dict[float, np.ndarray] = {}
+
+
+def melody_fit(melody_steps: np.ndarray, beat_starts: list[int], n_steps: int, epsilon: float = 0.2) -> np.ndarray:
+    """``[n_beats, N_CLASSES]``: the log-likelihood of each beat's melody under each chord (the HMM
+    baseline's emission: every sounding step's pitch class drawn from the chord's tones with probability
+    1 - epsilon), as a fraction of the beat, so a rest scores 0 for every chord."""
+    if epsilon not in _FIT_CACHE:
+        _FIT_CACHE[epsilon] = _chord_tone_log_probs(epsilon)
+    table = _FIT_CACHE[epsilon]
+    melody = np.asarray(melody_steps, dtype=np.int64)[:n_steps]
+    bounds = list(beat_starts) + [n_steps]
+    hist = np.zeros((len(beat_starts), 12))
+    for b, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=False)):
+        seg = melody[lo:hi]
+        seg = seg[seg >= 0]
+        if seg.size and hi > lo:
+            hist[b] = np.bincount(seg % 12, minlength=12) / (hi - lo)
+    return hist @ table.T
 
 
 def rep_beat_groups(bar_ids, bar_has_notes, beat_starts: list[int], bar_starts: list[int]) -> np.ndarray:

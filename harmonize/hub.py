@@ -36,6 +36,8 @@ DEFAULT_DECODING = {
     "rep_weight": 0.0,
     # bonus for the tonic chord under the melody's final note (half of it for V before)
     "cadence_weight": 0.0,
+    # weight of the melody's chord-tone fit (the HMM baseline's emission) added to the chord stage's output
+    "melody_fit_weight": 0.0,
     # decode with the folder's transitions.json (learnt bigrams) when it has one
     "learnt_transitions": True,
 }
@@ -187,7 +189,8 @@ def _short(value, limit: int = 60) -> str:
 # range of each decoding setting; its type is the type of its DEFAULT_DECODING value (an int also passes
 # where a float is expected)
 _DECODING_RANGES = {"threshold": (0.0, 1.0), "gap": (0, 10_000), "chord_window_bars": (1, 4096),
-                    "rep_weight": (0.0, 1.0), "cadence_weight": (0.0, 100.0)}
+                    "rep_weight": (0.0, 1.0), "cadence_weight": (0.0, 100.0),
+                    "melody_fit_weight": (0.0, 100.0)}
 
 
 def validate_decoding(decoding, path: Path) -> dict:

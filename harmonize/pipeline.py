@@ -93,6 +93,11 @@ def structure_decoding(song: Song, decoding: dict, bar_rep: np.ndarray | None = 
     grid = song.grid
     span = melody_span(song.melody)
     out: dict = {"transitions": decoding.get("transitions")}
+    if decoding.get("melody_fit_weight"):
+        from .metrics import melody_per_step
+
+        out["melody_steps"] = melody_per_step(song.melody, song.n_steps)
+        out["melody_fit_weight"] = decoding["melody_fit_weight"]
     if span is not None and decoding.get("melody_span_nc"):
         out["melody_span"] = span
     if span is not None and decoding.get("cadence_weight"):
@@ -201,6 +206,29 @@ class Harmonizer:
             out[bounds[0, 0]:] = np.repeat(rows, bounds[:, 1] - bounds[:, 0], axis=0)
         return out
 
+    def chord_posteriors(self, song: Song, key: Key) -> tuple[np.ndarray, np.ndarray | None]:
+        """(per-step chord log-probabilities, the melody's bar repetition or None): the chord stage's
+        output before decoding, which ``decode`` turns into chords."""
+        from .structure import melody_repetition
+
+        # the melody's bar repetition feeds the per-beat stage and the REP decoding: computed once
+        need_rep = self.chord.kind == "beat" or self.decoding.get("rep_weight")
+        bar_rep = melody_repetition(song) if need_rep else None
+        logp = self.chord_step_log_probs(Song(song.name, song.grid, song.melody, song.bridge, key=key), key, bar_rep)
+        return logp, bar_rep
+
+    def decode(self, song: Song, key: Key, logp: np.ndarray, bar_rep: np.ndarray | None,
+               decoding: dict | None = None, temperature: float = 0.0, seed: int | None = None) -> list[ChordSpan]:
+        """Chords from ``chord_posteriors``' output with the model folder's decoding settings (``decoding``
+        overrides them: the decoder sweep of ``benchmarks/decoder_sweep.py`` runs through here)."""
+        d = self.decoding if decoding is None else decoding
+        grid = song.grid
+        return decode_chords(
+            logp, grid.beat_starts, grid.bar_starts, song.n_steps, key=key,
+            change_penalty=d["change_penalty"], offbar_penalty=d["offbar_penalty"],
+            none_penalty=d["none_penalty"], key_weight=d["key_weight"], prior_weight=d["prior_weight"],
+            temperature=temperature, rng=np.random.default_rng(seed), **structure_decoding(song, d, bar_rep))
+
     @torch.inference_mode()
     def accompaniment_logits(self, enc, lo: int, hi: int) -> np.ndarray:
         """Piano-roll logits for steps ``lo:hi`` in one pass (a whole song: the model is length-agnostic)."""
@@ -211,7 +239,7 @@ class Harmonizer:
         import time
 
         from .encode import encode_song
-        from .structure import estimate_key, melody_repetition
+        from .structure import estimate_key
 
         opts = options or HarmonizeOptions()
         timings = {}
@@ -221,16 +249,8 @@ class Harmonizer:
         if opts.chords is not None:
             chords, chord_source = opts.chords, "given"
         else:
-            d = self.decoding
-            # the melody's bar repetition feeds the per-beat stage and the REP decoding: computed once
-            bar_rep = melody_repetition(song) if self.chord.kind == "beat" or d.get("rep_weight") else None
-            logp = self.chord_step_log_probs(Song(song.name, grid, song.melody, song.bridge, key=key), key, bar_rep)
-            chords = decode_chords(
-                logp, grid.beat_starts, grid.bar_starts, song.n_steps, key=key,
-                change_penalty=d["change_penalty"], offbar_penalty=d["offbar_penalty"],
-                none_penalty=d["none_penalty"], key_weight=d["key_weight"], prior_weight=d["prior_weight"],
-                temperature=opts.temperature,
-                rng=np.random.default_rng(opts.seed), **structure_decoding(song, d, bar_rep))
+            logp, bar_rep = self.chord_posteriors(song, key)
+            chords = self.decode(song, key, logp, bar_rep, temperature=opts.temperature, seed=opts.seed)
             chord_source = "chord stage"
         timings["chords_s"] = time.perf_counter() - t0
         accompaniment = None

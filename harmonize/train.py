@@ -76,6 +76,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (CUDA only)
     cl: str | None = None  # chord-beat: a POP909-CL folder, whose corrected chords replace POP909's
     aux_weight: float = 0.5  # chord-beat: weight of the piano bass and chroma heads (0 = chords only)
+    extra_data: str | None = None  # chord-beat: a second data folder whose songs join each split
     init: str | None = None  # start from this model's weights (fine-tuning); same architecture required
 
     def __post_init__(self):
@@ -192,17 +193,32 @@ def load_encoded(cfg: TrainConfig, split: str, max_songs: int = 0, warn=None):
     return [encode_song(s) for s in songs]
 
 
-def load_beat_songs(cfg: TrainConfig, split: str, max_songs: int = 0):
+def load_beat_songs(cfg: TrainConfig, split: str, max_songs: int = 0, warn=None):
     """Songs of one split as per-beat arrays in the frame of the key ``estimate_key`` gives their melody
-    (what the pipeline does with a user's file), chords from POP909-CL when ``cfg.cl`` is set."""
+    (what the pipeline does with a user's file). A POP909-layout folder gives chords from POP909-CL when
+    ``cfg.cl`` is set, and the piano track's bass and chroma targets; a folder of MIDI files with chords
+    (``folder_data.py``) gives chords only. ``cfg.extra_data``'s songs of the same split are added."""
+    out = _beat_songs_of(Path(cfg.data), cfg, split, max_songs, warn)
+    if cfg.extra_data:
+        out += _beat_songs_of(Path(cfg.extra_data), cfg, split, 0, warn)
+    if not out:
+        raise StripeError(f"no usable songs in split {split!r}", cfg.data)
+    return out
+
+
+def _beat_songs_of(root: Path, cfg: TrainConfig, split: str, max_songs: int, warn) -> list:
     from .beat_tokens import encode_beats
+    from .folder_data import is_pop909_layout, load_folder_split
     from .pop909 import load_split, read_cl_chords, song_id
     from .song import Song
     from .structure import estimate_key
 
-    root = Path(cfg.data)
     if not root.is_dir():
-        raise StripeError("no such data folder (expected a POP909-layout folder)", root)
+        raise StripeError("no such data folder (expected a POP909-layout folder or a folder of MIDI files)", root)
+    if not is_pop909_layout(root):
+        loaded = load_folder_split(root, split, seed=cfg.seed, limit=max_songs, warn=warn)
+        return [encode_beats(s.melody, s.grid, estimate_key(Song(s.name, s.grid, s.melody)), s.chords, None, s.name)
+                for s in loaded.songs]
     songs = load_split(root, split, cache_dir=Path(cfg.cache) if cfg.cache else None, limit=max_songs or None)
     out = []
     for song in songs:
@@ -217,8 +233,6 @@ def load_beat_songs(cfg: TrainConfig, split: str, max_songs: int = 0):
                 continue
         key = estimate_key(Song(song.name, song.grid, song.melody))
         out.append(encode_beats(song.melody, song.grid, key, chords, song.piano, song.name))
-    if not out:
-        raise StripeError(f"no usable songs in split {split!r}", root)
     return out
 
 
@@ -503,6 +517,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
         if find_checkpoint(run) is None and (run / "final").exists():
             raise StripeError("no checkpoint to resume from, and final/ holds a finished model that a new run "
                               "would replace; move final/ away or use another --out", run)
+    if cfg.init and not resume:
+        check_init(cfg)  # a wrong --init is refused before the data is read and the run folder made
     device = resolve_device(cfg.device)
     use_amp = resolve_precision(cfg.precision, device)
     maybe_compile(None, cfg.compile, device)  # refuse before anything is written
@@ -530,10 +546,10 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, 
     if cfg.stage == "chord-beat":  # cached in the run folder: a resumed run skips the preprocessing
         with _status(progress and ctx.is_main, "loading the training songs"):
             train_songs = cached_beat_songs(run / "beats-train.npz",
-                                            lambda: load_beat_songs(cfg, "train", cfg.max_songs), ctx.is_main)
+                                            lambda: load_beat_songs(cfg, "train", cfg.max_songs, warn), ctx.is_main)
         with _status(progress and ctx.is_main, "loading the validation songs"):
             val_songs = cached_beat_songs(run / "beats-val.npz",
-                                          lambda: load_beat_songs(cfg, "val", cfg.val_max_songs), ctx.is_main)
+                                          lambda: load_beat_songs(cfg, "val", cfg.val_max_songs, warn), ctx.is_main)
     else:
         with _status(progress and ctx.is_main, "loading the training songs"):
             train_songs = load_encoded(cfg, "train", cfg.max_songs, warn=warn)
@@ -702,20 +718,26 @@ def init_stage_folder(cfg: TrainConfig) -> Path:
                       "folder)", folder)
 
 
-def init_weights(net, cfg: TrainConfig) -> None:
-    """Load ``cfg.init``'s weights into ``net`` (strict): fine-tuning starts from a trained model. The
-    architecture must be the one this run would build; dropout alone may differ."""
-    from .model.checkpoint import load_model
+def check_init(cfg: TrainConfig) -> Path:
+    """``cfg.init``'s stage folder, once its config says it has the architecture this run builds (dropout
+    alone may differ): checked from config.json before any data is read or anything is written."""
+    from .model.checkpoint import read_config
 
     folder = init_stage_folder(cfg)
-    source = load_model(folder)
+    have = dataclasses.replace(read_config(folder)[0], dropout=0.0)
     want = dataclasses.replace(model_config_for(cfg), dropout=0.0)
-    have = dataclasses.replace(source.config, dropout=0.0)
     if want != have:
         diff = [f"{f.name} {getattr(have, f.name)!r} (run: {getattr(want, f.name)!r})"
                 for f in dataclasses.fields(want) if getattr(want, f.name) != getattr(have, f.name)]
         raise StripeError("--init: the model's architecture differs from this run's: " + ", ".join(diff[:4]), folder)
-    net.load_state_dict(source.state_dict(), strict=True)
+    return folder
+
+
+def init_weights(net, cfg: TrainConfig) -> None:
+    """Load ``cfg.init``'s weights into ``net`` (strict): fine-tuning starts from a trained model."""
+    from .model.checkpoint import load_model
+
+    net.load_state_dict(load_model(check_init(cfg)).state_dict(), strict=True)
 
 
 def _validate_main(ctx, net, val_set, cfg, device) -> dict:

@@ -110,3 +110,57 @@ def test_cuda_only_options_refused_on_cpu(folder, tmp_path, flag):
     result = runner.invoke(app, ["train", "--data", str(folder), "--out", str(run), *TINY, *flag])
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith("error: --") and not run.exists()
+
+
+BEAT = ["--stage", "chord-beat", "--bidirectional", "--context", "time"]
+
+
+def test_per_beat_chord_stage_trains_on_a_folder_and_harmonizes(folder, tmp_path):
+    """The bundled kind of chord stage (one token per beat) trains on your own folder too."""
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--data", str(folder), "--out", str(run), *BEAT, *TINY])
+    assert result.exit_code == 0, result.stderr
+    config = json.loads((run / "final" / "config.json").read_text())
+    assert config["meta"]["kind"] == "beat" and config["n_out"] > config["n_in"] > 0
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert 0.0 <= log[-1]["val_beat_accuracy"] <= 1.0
+
+
+def test_extra_data_joins_the_training_songs(folder, tmp_path):
+    from harmonize.train import TrainConfig, load_beat_songs
+
+    other = song_folder(tmp_path / "more")
+    alone = load_beat_songs(TrainConfig(data=str(folder), stage="chord-beat"), "train")
+    both = load_beat_songs(TrainConfig(data=str(folder), extra_data=str(other), stage="chord-beat"), "train")
+    assert len(both) == 2 * len(alone) > 0
+    assert all((s.chord >= 0).any() for s in both)  # chords read from both folders
+
+
+def test_init_starts_from_a_trained_model_and_checks_the_architecture(folder, tmp_path):
+    first = tmp_path / "first"
+    assert runner.invoke(app, ["train", "--data", str(folder), "--out", str(first), *BEAT, *TINY]).exit_code == 0
+    start = load_file(str(first / "final" / "model.safetensors"))
+
+    # one step at a learning rate of 1e-9 barely moves the weights: equal to --init's means it started there
+    second = tmp_path / "second"
+    tiny_lr = [*TINY, "--max-steps", "1", "--warmup-steps", "0", "--lr", "1e-9"]  # later flags win
+    result = runner.invoke(app, ["train", "--data", str(folder), "--out", str(second), *BEAT, *tiny_lr,
+                                 "--init", str(first / "final")])
+    assert result.exit_code == 0, result.stderr
+    tuned = load_file(str(second / "final" / "model.safetensors"))
+    assert tuned.keys() == start.keys()
+    assert max((tuned[k] - start[k]).abs().max().item() for k in start) < 1e-6
+    # and without --init the same run starts elsewhere (the check above can fail)
+    fresh = tmp_path / "fresh"
+    assert runner.invoke(app, ["train", "--data", str(folder), "--out", str(fresh), *BEAT, *tiny_lr,
+                               "--seed", "1"]).exit_code == 0
+    other = load_file(str(fresh / "final" / "model.safetensors"))
+    assert max((other[k] - start[k]).abs().max().item() for k in start) > 1e-3
+
+    bad = runner.invoke(app, ["train", "--data", str(folder), "--out", str(tmp_path / "bad"), *BEAT, *TINY,
+                              "--d-model", "32", "--init", str(first / "final")])
+    assert bad.exit_code == 2 and "--init" in bad.stderr and "d_model" in bad.stderr
+    assert not (tmp_path / "bad").exists()  # refused before the run folder is made
+    missing = runner.invoke(app, ["train", "--data", str(folder), "--out", str(tmp_path / "bad2"), *BEAT, *TINY,
+                                  "--init", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "nowhere" in missing.stderr
