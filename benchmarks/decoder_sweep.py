@@ -26,11 +26,11 @@ import numpy as np
 # the decoder settings swept (each a harmonizer.json "decoding" key; "transitions_weight" scales the learnt
 # transitions of transitions.json)
 SWEEP = {
-    "prior_weight": (0.5, 0.75, 1.0),
+    "prior_weight": (0.5, 0.75),
     "key_weight": (0.5, 1.0),
-    "transitions_weight": (0.1, 0.25, 0.5),
-    "rep_weight": (0.5,),
-    "melody_fit_weight": (0.0, 0.5, 1.0, 2.0),
+    "transitions_weight": (0.25, 0.5),
+    "melody_fit_weight": (0.0, 0.5, 1.0),
+    "phrase_cadence_weight": (0.0, 0.25, 0.5, 1.0),
 }
 
 

@@ -197,7 +197,7 @@ def train(
     data: Path | None = typer.Option(
         None, "--data", help="A POP909-layout folder, or a folder of MIDI files with chords (see README: Train on "
         "your own music). Default: $STRIPE_POP909, ./pop909 or ../shared/pop909."),
-    out: Path = typer.Option(Path("runs/model"), "--out", help="Run folder: checkpoints, log and final/ model."),
+    out: Path = typer.Option(Path("runs/model"), "--out", help="Run folder: checkpoints, log, final/ model and best/ (best validation)."),
     config: Path | None = typer.Option(None, "--config", help="A JSON or TOML file of TrainConfig fields (flags override it)."),
     stage: str = typer.Option("accompaniment", "--stage", help="chord, chord-beat (one token per beat, key-relative) or accompaniment."),
     pe: str = typer.Option("ropepool", "--pe", help="none, ape, rope_a, rope_b, rope_c, fstripe1, fstripe, ropepool."),

@@ -57,6 +57,8 @@ def decode_chords(
     final_note: tuple[int, int] | None = None,
     melody_steps: np.ndarray | None = None,
     melody_fit_weight: float = 0.0,
+    phrase_ends: list[tuple[int, int, int]] | None = None,
+    phrase_cadence_weight: float = 0.0,
 ) -> list[ChordSpan]:
     """One chord per beat from per-step log-probabilities ``[n_steps, N_CLASSES]`` (``beat_level``: per-beat
     rows ``[n_beats, N_CLASSES]``, as a per-beat chord stage gives them).
@@ -74,7 +76,10 @@ def decode_chords(
     melody's ``final_note`` (start, end) and the dominant on the beat before it. ``melody_fit_weight``
     adds ``melody_fit``'s chord-tone log-likelihood of the beat's melody (``melody_steps``: MIDI pitch per
     step, -1 = rest): a second expert that knows only which notes fit which chord, and so keeps its
-    judgement on music unlike the chord stage's training data.
+    judgement on music unlike the chord stage's training data. ``phrase_ends`` ((start, end, pitch) of
+    the notes that close a phrase inside the song, ``structure.phrase_end_notes``) get
+    ``phrase_cadence_weight``: the tonic chord under a tonic or mediant, the dominant under a
+    supertonic or leading tone.
     """
     if beat_level:
         emis = np.array(step_log_probs, dtype=np.float64, copy=True)
@@ -98,6 +103,8 @@ def decode_chords(
     bounds = list(beat_starts) + [n_steps]
     if cadence_weight and key is not None and final_note is not None:
         emis = _cadence(emis, bounds, key, final_note, cadence_weight)
+    if phrase_ends and key is not None and phrase_cadence_weight:
+        emis = _phrase_cadences(emis, bounds, key, phrase_ends, phrase_cadence_weight)
     if melody_span is not None:
         first, last = melody_span
         outside = [i for i in range(n_beats) if bounds[i + 1] <= first or bounds[i] >= last]
@@ -197,6 +204,25 @@ def _cadence(emis: np.ndarray, bounds: list[int], key: Key, final_note: tuple[in
     out[beats[0]:beats[-1] + 1, tonic] += weight
     if beats[0] > 0:
         out[beats[0] - 1, dominant] += weight / 2
+    return out
+
+
+def _phrase_cadences(emis: np.ndarray, bounds: list[int], key: Key, ends, weight: float) -> np.ndarray:
+    """Bonus for a cadence under each phrase-closing note: I under scale degree 1 or 3, V under 2 or 7."""
+    from .chords import Chord
+
+    out = emis.copy()
+    tonic = Chord(key.tonic, "maj" if key.mode == "major" else "min").class_index
+    dominant = Chord((key.tonic + 7) % 12, "maj").class_index
+    third = 4 if key.mode == "major" else 3
+    starts = np.asarray(bounds[:-1])
+    for start, end, pitch in ends:
+        degree = (pitch - key.tonic) % 12
+        target = tonic if degree in (0, third) else dominant if degree in (2, 11) else None
+        if target is None:
+            continue
+        beats = np.flatnonzero((starts < end) & (np.asarray(bounds[1:]) > start))
+        out[beats, target] += weight
     return out
 
 

@@ -36,6 +36,8 @@ DEFAULT_DECODING = {
     "rep_weight": 0.0,
     # bonus for the tonic chord under the melody's final note (half of it for V before)
     "cadence_weight": 0.0,
+    # bonus for I under a phrase-closing tonic or mediant inside the song, V under a supertonic or leading tone
+    "phrase_cadence_weight": 0.0,
     # weight of the melody's chord-tone fit (the HMM baseline's emission) added to the chord stage's output
     "melody_fit_weight": 0.0,
     # decode with the folder's transitions.json (learnt bigrams) when it has one
@@ -190,7 +192,7 @@ def _short(value, limit: int = 60) -> str:
 # where a float is expected)
 _DECODING_RANGES = {"threshold": (0.0, 1.0), "gap": (0, 10_000), "chord_window_bars": (1, 4096),
                     "rep_weight": (0.0, 1.0), "cadence_weight": (0.0, 100.0),
-                    "melody_fit_weight": (0.0, 100.0)}
+                    "melody_fit_weight": (0.0, 100.0), "phrase_cadence_weight": (0.0, 100.0)}
 
 
 def validate_decoding(decoding, path: Path) -> dict:

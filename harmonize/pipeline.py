@@ -104,6 +104,11 @@ def structure_decoding(song: Song, decoding: dict, bar_rep: np.ndarray | None = 
         out["cadence_weight"] = decoding["cadence_weight"]
         final = max(song.melody, key=lambda n: (n.end, n.start))
         out["final_note"] = (final.start, final.end)
+    if decoding.get("phrase_cadence_weight"):
+        from .structure import phrase_end_notes
+
+        out["phrase_ends"] = phrase_end_notes(song)
+        out["phrase_cadence_weight"] = decoding["phrase_cadence_weight"]
     if decoding.get("rep_weight") and grid.bar_starts and song.melody:
         has_notes = [bool(t) for t in _bar_tokens(song)]
         bar_rep = melody_repetition(song) if bar_rep is None else bar_rep

@@ -342,6 +342,20 @@ _MODE_WORDS = {
 }
 
 
+def phrase_end_notes(song: Song, min_beats: float = 2.0) -> list[tuple[int, int, int]]:
+    """(start, end, pitch) of the melody notes that close a phrase inside the song: a note starting on a
+    beat whose length plus the rest after it spans at least ``min_beats`` beats (a held note or a breath),
+    the song's last note excepted (the final cadence is handled on its own)."""
+    notes = sorted(song.melody, key=lambda n: (n.start, n.pitch))
+    beats = song.grid.beat_starts
+    if len(notes) < 2 or len(beats) < 2:
+        return []
+    beat_steps = float(np.median(np.diff(beats)))
+    on_beat = set(beats)
+    return [(n.start, n.end, n.pitch) for n, nxt in zip(notes[:-1], notes[1:], strict=True)
+            if n.start in on_beat and nxt.start - n.start >= min_beats * beat_steps]
+
+
 def parse_key(text: str) -> Key:
     """``"A minor"``, ``"Am"``, ``"A:min"``, ``"F# major"``, ``"Eb"`` (major) -> Key. StripeError otherwise."""
     from .chords import parse_pitch_class

@@ -4,7 +4,8 @@ A run folder holds:
 - ``train_config.json``: the resolved ``TrainConfig``;
 - ``checkpoint/``: model (config.json + model.safetensors) and ``train_state.pt`` (optimizer, scheduler,
   RNG states, epoch and batch position), written atomically every ``checkpoint_every`` steps;
-- ``final/``: the finished model, loadable by ``stripe harmonize --model``;
+- ``final/``: the finished model, loadable by ``stripe harmonize --model``; ``best/``: the model of the best
+  validation so far (per-beat chord accuracy, else val loss), written after each epoch;
 - ``log.jsonl``: one JSON line per logged step and per validation.
 
 Resuming replays the same data order (a permutation seeded by seed and epoch) from the saved batch
@@ -512,7 +513,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
     elif run.exists() and any(run.iterdir()):
         raise StripeError("run folder exists and is not empty (use --resume to continue it, or another --out)", run)
     if resume:
-        for name in ("final", "checkpoint"):
+        for name in ("final", "best", "checkpoint"):
             _check_ours(run / name)  # refused now, not deleted at the end of the run
         if find_checkpoint(run) is None and (run / "final").exists():
             raise StripeError("no checkpoint to resume from, and final/ holds a finished model that a new run "
@@ -531,7 +532,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, on_step
 
 def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, started) -> TrainResult:
     from .distributed import maybe_compile
-    from .model.checkpoint import save_model
     from .model.transformer import StructureTransformer
 
     ctx.check_batch(cfg.batch_size)
@@ -678,6 +678,8 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, 
                         "epoch " + str(epoch) + ": " + "  ".join(f"{k} {v:.4f}" for k, v in rec.items()
                                                                if isinstance(v, float)))
                 t_save = time.perf_counter()
+                if ctx.is_main and is_best(history):
+                    save_final(net, run, "best", cfg, rec)
                 checkpoint_now()
                 timing["save"] = time.perf_counter() - t_save
                 continue
@@ -688,16 +690,7 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, 
         checkpoint_now()
         if not ctx.is_main:
             return TrainResult(run, step, epoch, history)
-        final = run / "final"
-        tmp = run / "final.tmp"
-        if tmp.exists():
-            _rmtree(tmp)
-        tmp.mkdir()
-        save_model(net.cpu(), tmp, extra={**stage_meta(cfg), "train_config": dataclasses.asdict(cfg),
-                                            "val": history[-1]})
-        if final.exists():
-            _rmtree(final, strict=True)
-        os.replace(tmp, final)
+        save_final(net.cpu(), run, "final", cfg, history[-1])
     finally:
         if bar:
             bar.stop()
@@ -738,6 +731,33 @@ def init_weights(net, cfg: TrainConfig) -> None:
     from .model.checkpoint import load_model
 
     net.load_state_dict(load_model(check_init(cfg)).state_dict(), strict=True)
+
+
+def val_score(rec: dict) -> float:
+    """Higher is better: the per-beat chord accuracy where there is one, else minus the val loss."""
+    return rec["val_beat_accuracy"] if "val_beat_accuracy" in rec else -rec.get("val_loss", float("inf"))
+
+
+def is_best(history: list[dict]) -> bool:
+    """Whether the last validation is the best of the run so far (ties go to the earlier)."""
+    scores = [val_score(r) for r in history if "val_loss" in r]
+    return bool(scores) and scores[-1] > max(scores[:-1], default=float("-inf"))
+
+
+def save_final(net, run: Path, name: str, cfg: TrainConfig, val: dict) -> None:
+    """``run/name/``: the model as the pipeline loads it (written beside, then swapped in whole)."""
+    from .model.checkpoint import save_model
+
+    target, tmp = run / name, run / f"{name}.tmp"
+    if tmp.exists():
+        _rmtree(tmp)
+    tmp.mkdir()
+    was_training = net.training
+    save_model(net, tmp, extra={**stage_meta(cfg), "train_config": dataclasses.asdict(cfg), "val": val})
+    net.train(was_training)
+    if target.exists():
+        _rmtree(target, strict=True)
+    os.replace(tmp, target)
 
 
 def _validate_main(ctx, net, val_set, cfg, device) -> dict:

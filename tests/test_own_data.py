@@ -123,7 +123,21 @@ def test_per_beat_chord_stage_trains_on_a_folder_and_harmonizes(folder, tmp_path
     config = json.loads((run / "final" / "config.json").read_text())
     assert config["meta"]["kind"] == "beat" and config["n_out"] > config["n_in"] > 0
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
-    assert 0.0 <= log[-1]["val_beat_accuracy"] <= 1.0
+    vals = [r for r in log if "val_beat_accuracy" in r]
+    assert 0.0 <= vals[-1]["val_beat_accuracy"] <= 1.0
+    # best/ holds the model of the best epoch-end validation, loadable like final/
+    best = json.loads((run / "best" / "config.json").read_text())["meta"]["val"]
+    assert best in vals and best["val_beat_accuracy"] >= vals[0]["val_beat_accuracy"]
+
+
+def test_best_is_the_best_validation_so_far():
+    from harmonize.train import is_best
+
+    acc = [{"val_loss": 2.0, "val_beat_accuracy": a} for a in (0.30, 0.35, 0.35, 0.33, 0.36)]
+    assert [is_best(acc[:i + 1]) for i in range(len(acc))] == [True, True, False, False, True]
+    loss = [{"val_loss": v} for v in (2.0, 1.5, 1.7)]  # other stages: the lowest val loss
+    assert [is_best(loss[:i + 1]) for i in range(len(loss))] == [True, True, False]
+    assert not is_best([{"step": 3, "loss": 1.0}])  # a step record is no validation
 
 
 def test_extra_data_joins_the_training_songs(folder, tmp_path):
