@@ -215,6 +215,7 @@ def train(
     n_layers: int = typer.Option(2, "--layers"),
     n_heads: int = typer.Option(4, "--heads"),
     epochs: int = typer.Option(15, "--epochs"),
+    dropout: float = typer.Option(0.1, "--dropout", help="Dropout rate (a fine-tune may raise it: --init allows it)."),
     batch_size: int = typer.Option(8, "--batch-size"),
     lr: float = typer.Option(5e-4, "--lr"),
     max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many steps (0: no cap)."),
@@ -249,7 +250,7 @@ def train(
     cli_values = dict(
         data=data, out=out, stage=stage, pe=pe, context=context, inputs=inputs, structure=structure, cl=cl,
         aux_weight=aux_weight, extra_data=extra_data, hop_bars=hop_bars, d_ff=d_ff,
-        bars=bars, d_model=d_model, n_layers=n_layers, n_heads=n_heads, epochs=epochs,
+        bars=bars, d_model=d_model, n_layers=n_layers, n_heads=n_heads, epochs=epochs, dropout=dropout,
         batch_size=batch_size, lr=lr, max_steps=max_steps, max_songs=max_songs, max_minutes=max_minutes,
         causal=not bidirectional, transpose=transpose, chroma_noise=chroma_noise,
         bridge_dropout=bridge_dropout, curriculum_steps=curriculum_steps, curriculum_min=curriculum_min,
