@@ -700,4 +700,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from harmonize.errors import StripeError
+
+    try:
+        main()
+    except StripeError as e:  # e.g. --json-out exists without --force: one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
