@@ -375,10 +375,9 @@ def labels(
 
         chords = chord_file_for(midi) if chord_file_for(midi).is_file() else None
     song = _read_song(midi, melody_track, grid)
-    from .pickup import pickup_steps, with_pickup
+    from .pickup import apply_pickup
 
-    if pickup is not None or song.grid_source != "notes":  # the same bar lines as stripe harmonize uses
-        song = with_pickup(song, pickup_steps(song, pickup)[0])
+    song = apply_pickup(song, pickup)[0]  # the same bar lines as stripe harmonize uses
     given_chords = None
     if chords is not None:
         from .chordfile import read_chord_file

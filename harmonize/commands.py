@@ -87,11 +87,9 @@ def run_harmonize(
         from .tempo_map import TempoMap
 
         tempo_map = TempoMap.from_grid(song.grid)
-    from .pickup import beat_steps, pickup_steps, with_pickup
+    from .pickup import apply_pickup, beat_steps
 
-    # bars inferred from the notes already start on the melody's downbeats: detect pickups on file grids only
-    n_pickup, pickup_how = pickup_steps(song, pickup) if pickup is not None or song.grid_source != "notes" else (0, "none")
-    song = with_pickup(song, n_pickup)
+    song, n_pickup, pickup_how = apply_pickup(song, pickup)
     from .pipeline import HarmonizeOptions, Harmonizer
     from .spelling import harte_symbol, key_name
     from .structure import parse_key

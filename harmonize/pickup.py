@@ -89,6 +89,16 @@ def pickup_steps(song: Song, beats: float | None) -> tuple[int, str]:
     return steps, "given" if steps else "none"
 
 
+def apply_pickup(song: Song, beats: float | None) -> tuple[Song, int, str]:
+    """The bar lines ``stripe harmonize`` (and ``stripe labels``) use: ``--pickup`` resolved and applied,
+    ``(song, steps, how)``. Bars inferred from the notes already start on the melody's downbeats, so an
+    upbeat is only detected on the file's own grid (a given ``--pickup`` applies to either)."""
+    if beats is None and song.grid_source == "notes":
+        return song, 0, "none"
+    steps, how = pickup_steps(song, beats)
+    return with_pickup(song, steps), steps, how
+
+
 def beat_steps(grid: Grid) -> int:
     """Steps per beat of the first meter."""
     return _first_segment(grid)[1]
