@@ -78,6 +78,7 @@ class TrainConfig:
     cl: str | None = None  # chord-beat: a POP909-CL folder, whose corrected chords replace POP909's
     aux_weight: float = 0.5  # chord-beat: weight of the piano bass and chroma heads (0 = chords only)
     extra_data: str | None = None  # chord-beat: a second data folder whose songs join each split
+    extra_repeat: int = 1  # chord-beat: how many times each extra training song is used per epoch
     init: str | None = None  # start from this model's weights (fine-tuning); same architecture required
 
     def __post_init__(self):
@@ -96,7 +97,7 @@ _RANGES = {
     "curriculum_steps": (0, 10**9), "curriculum_min": (1, 10**6), "transpose": (0, 12),
     "chroma_noise": (0.0, 1.0), "bridge_dropout": (0.0, 1.0), "seed": (0, 2**63 - 1),
     "checkpoint_every": (1, 10**9), "log_every": (1, 10**9), "max_steps": (0, 10**12), "max_minutes": (0.0, 1e7),
-    "max_songs": (0, 10**7), "val_max_songs": (0, 10**7), "threads": (0, 4096),
+    "max_songs": (0, 10**7), "val_max_songs": (0, 10**7), "threads": (0, 4096), "extra_repeat": (1, 1000),
 }
 
 
@@ -200,8 +201,8 @@ def load_beat_songs(cfg: TrainConfig, split: str, max_songs: int = 0, warn=None)
     ``cfg.cl`` is set, and the piano track's bass and chroma targets; a folder of MIDI files with chords
     (``folder_data.py``) gives chords only. ``cfg.extra_data``'s songs of the same split are added."""
     out = _beat_songs_of(Path(cfg.data), cfg, split, max_songs, warn)
-    if cfg.extra_data:
-        out += _beat_songs_of(Path(cfg.extra_data), cfg, split, 0, warn)
+    if cfg.extra_data:  # repeated in training only: validation counts every song once
+        out += _beat_songs_of(Path(cfg.extra_data), cfg, split, 0, warn) * (cfg.extra_repeat if split == "train" else 1)
     if not out:
         raise StripeError(f"no usable songs in split {split!r}", cfg.data)
     return out

@@ -147,6 +147,12 @@ def test_extra_data_joins_the_training_songs(folder, tmp_path):
     alone = load_beat_songs(TrainConfig(data=str(folder), stage="chord-beat"), "train")
     both = load_beat_songs(TrainConfig(data=str(folder), extra_data=str(other), stage="chord-beat"), "train")
     assert len(both) == 2 * len(alone) > 0
+    thrice = load_beat_songs(TrainConfig(data=str(folder), extra_data=str(other), extra_repeat=3,
+                                         stage="chord-beat"), "train")
+    assert len(thrice) == 4 * len(alone)
+    val = load_beat_songs(TrainConfig(data=str(folder), extra_data=str(other), extra_repeat=3,
+                                      stage="chord-beat"), "val")
+    assert len(val) == 2 * len(load_beat_songs(TrainConfig(data=str(folder), stage="chord-beat"), "val"))
     assert all((s.chord >= 0).any() for s in both)  # chords read from both folders
 
 
