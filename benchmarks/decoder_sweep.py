@@ -9,6 +9,7 @@ chord histogram entropy). The grid's settings override the model folder's ``harm
 
     python -m benchmarks.decoder_sweep --model models/pop909-beat
     python -m benchmarks.decoder_sweep --model runs/x/final --songs 30 --json-out runs/sweep.json
+    python -m benchmarks.decoder_sweep --sweep melody_fit_weight=0,0.5,1 --sweep phrase_cadence_weight=0,0.5
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def prepare(song_dir: Path, harmonizer, variant: str, workdir: Path, cl_root: Pa
     output: (song, key, logp, bar_rep, file grid in annotated seconds, annotated song, references)."""
     from harmonize.commands import read_input_song
     from harmonize.end_to_end import write_grid_melody, write_raw_melody
+    from harmonize.pickup import apply_pickup
     from harmonize.pop909 import load_song_cached, read_beats
     from harmonize.structure import chords_per_step, estimate_key
 
@@ -63,7 +65,7 @@ def prepare(song_dir: Path, harmonizer, variant: str, workdir: Path, cl_root: Pa
         timing = write_grid_melody(song_dir / f"{sid}.mid", beat_times, bar_flags, beats_per_bar, path)
     else:
         write_raw_melody(song_dir / f"{sid}.mid", path)
-    song = read_input_song(path)
+    song = apply_pickup(read_input_song(path), None)[0]  # the grid and bar lines `stripe harmonize` uses
     file_grid = song.grid if timing is None else \
         replace(song.grid, step_times=timing.to_annotated_seconds(song.grid.step_times))
     key = estimate_key(song)
@@ -106,8 +108,12 @@ def main() -> None:
     ap.add_argument("--variant", default="grid", choices=("grid", "raw"))
     ap.add_argument("--songs", type=int, default=0, help="first N val songs (0: all)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
+                    help="sweep these values of a setting instead of the default grid (repeatable)")
     ap.add_argument("--json-out", default=None)
     args = ap.parse_args()
+    grid = {name: tuple(float(v) for v in values.split(",")) for name, values in
+            (item.split("=", 1) for item in args.sweep)} if args.sweep else SWEEP
 
     import torch
 
@@ -129,13 +135,13 @@ def main() -> None:
     bundled = score(cases, harmonizer, harmonizer.decoding)
     print("bundled settings: " + "  ".join(f"{k} {v:.3f}" for k, v in bundled.items()))
     rows = []
-    for values in itertools.product(*SWEEP.values()):
-        setting = dict(zip(SWEEP, values, strict=True))
+    for values in itertools.product(*grid.values()):
+        setting = dict(zip(grid, values, strict=True))
         rows.append((setting, score(cases, harmonizer, with_setting(harmonizer.decoding, setting))))
     rows.sort(key=lambda r: -r[1]["acc_pop909"])
     cols = [c for c in ("acc_pop909", "acc_cl", "CHE") if c in rows[0][1]]
-    print("| " + " | ".join(SWEEP) + " | " + " | ".join(cols) + " |")
-    print("|---" * (len(SWEEP) + len(cols)) + "|")
+    print("| " + " | ".join(grid) + " | " + " | ".join(cols) + " |")
+    print("|---" * (len(grid) + len(cols)) + "|")
     for setting, sc in rows[:15]:
         print("| " + " | ".join(str(v) for v in setting.values()) + " | "
               + " | ".join(f"{sc[c]:.3f}" for c in cols) + " |")

@@ -190,6 +190,7 @@ def evaluate_song(song_dir: Path, annotated: Song, harmonizer, variants: Sequenc
     from .baseline import harmonize_baseline
     from .commands import read_input_song
     from .metrics import harmonization_metrics, melody_per_step
+    from .pickup import apply_pickup
     from .pipeline import HarmonizeOptions
     from .pop909 import read_beats
     from .structure import chords_per_step, estimate_key
@@ -211,7 +212,8 @@ def evaluate_song(song_dir: Path, annotated: Song, harmonizer, variants: Sequenc
                 timing = write_grid_melody(midi_path, beat_times, bar_flags, beats_per_bar, path)
             else:
                 raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
-            song = read_input_song(path, grid=grid)  # exactly what `stripe harmonize` reads from this file
+            # exactly what `stripe harmonize` reads from this file: its grid, then its bar lines (an upbeat)
+            song = apply_pickup(read_input_song(path, grid=grid), None)[0]
             sources[variant] = song.grid_source
             # the file's grid in the annotations' seconds (the grid file was re-timed: map it back)
             file_grid = song.grid if timing is None else \

@@ -160,3 +160,56 @@ def test_harmonizer_leaves_the_intro_and_outro_empty(tmp_path):
     assert all(s.chord.is_none for s in result.chords if s.end <= 16 or s.start >= 48)
     assert any(not s.chord.is_none for s in result.chords)
     assert result.accompaniment and all(16 <= n.start and n.end <= 48 for n in result.accompaniment)
+
+
+def test_melody_fit_picks_the_chord_whose_tones_the_melody_plays():
+    # the model leans to Am over a bar of E-G-E-G; C holds both notes, Am only the E: the fit makes it C
+    rows = beat_rows([{C: 3.0, AM: 3.3}] * 4)
+    g = grid(1)
+    melody = np.repeat([64, 67, 64, 67], 4)  # E G E G, one per beat
+    args = (rows, g.beat_starts, g.bar_starts, 16)
+    one_chord = dict(beat_level=True, change_penalty=5, offbar_penalty=0)  # a chord for the whole bar
+    assert set(labels(decode_chords(*args, **one_chord))) == {AM}
+    fit = decode_chords(*args, **one_chord, melody_steps=melody, melody_fit_weight=1.0)
+    assert set(labels(fit)) == {C}
+    # rests carry no evidence: a silent bar leaves the model's choice alone
+    silent = decode_chords(*args, **one_chord, melody_steps=np.full(16, -1), melody_fit_weight=20.0)
+    assert set(labels(silent)) == {AM}
+
+
+def test_phrase_ends_are_held_notes_on_beats_and_cadence():
+    from harmonize.structure import phrase_end_notes
+
+    g = grid(4)
+    # bar 1: four quarter notes; bar 2 starts a held G (a half-cadence) then a breath; bars 3-4 end on C
+    notes = [Note(s, s + 4, p) for s, p in zip((0, 4, 8, 12), (60, 62, 64, 65), strict=True)]
+    notes += [Note(16, 26, 67), Note(32, 36, 64), Note(36, 40, 62), Note(40, 48, 60), Note(48, 64, 60)]
+    song = Song("t", g, notes)
+    ends = phrase_end_notes(song)
+    assert ends == [(16, 26, 67), (40, 48, 60)]  # the held G and the C held into the last bar's note
+    assert phrase_end_notes(Song("t", g, notes[:1])) == []
+    # a phrase-closing tonic gets I, a supertonic or leading tone V, under the model's doubt
+    rows = beat_rows([{C: 3.0, AM: 3.2}] * 16)
+    args = (rows, g.beat_starts, g.bar_starts, 64)
+    plain = decode_chords(*args, beat_level=True, key=Key(0, "major"), change_penalty=0, offbar_penalty=0)
+    cad = decode_chords(*args, beat_level=True, key=Key(0, "major"), change_penalty=0, offbar_penalty=0,
+                        phrase_ends=[(40, 48, 60)], phrase_cadence_weight=1.0)
+    assert labels(plain)[10:12] == [AM, AM] and labels(cad)[10:12] == [C, C]
+    assert labels(cad)[:10] == labels(plain)[:10]
+    half = decode_chords(*args, beat_level=True, key=Key(0, "major"), change_penalty=0, offbar_penalty=0,
+                         phrase_ends=[(16, 24, 62)], phrase_cadence_weight=5.0)
+    assert labels(half)[4:6] == [G, G]
+    # the fifth degree belongs to both I and V: no push either way
+    fifth = decode_chords(*args, beat_level=True, key=Key(0, "major"), change_penalty=0, offbar_penalty=0,
+                          phrase_ends=[(16, 24, 67)], phrase_cadence_weight=5.0)
+    assert labels(fifth) == labels(plain)
+
+
+def test_structure_decoding_passes_the_new_settings_only_when_set():
+    g = grid(2)
+    song = Song("t", g, [Note(0, 12, 60), Note(16, 32, 67)])
+    off = structure_decoding(song, {"melody_span_nc": False})
+    assert "melody_steps" not in off and "phrase_ends" not in off
+    on = structure_decoding(song, {"melody_fit_weight": 1.0, "phrase_cadence_weight": 2.0})
+    assert on["melody_fit_weight"] == 1.0 and len(on["melody_steps"]) == 32 and on["melody_steps"][0] == 60
+    assert on["phrase_cadence_weight"] == 2.0 and on["phrase_ends"] == [(0, 12, 60)]
