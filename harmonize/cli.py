@@ -120,6 +120,9 @@ def harmonize(
         None, "--chords", help="Your own chords ('TIME CHORD' per line): only the accompaniment is generated."),
     temperature: float = typer.Option(
         0.0, "--temperature", min=0.0, help="0 picks the most likely chords; higher samples more adventurous ones."),
+    harmonic_rhythm: str = typer.Option(
+        "auto", "--harmonic-rhythm", help="Where chords may change: auto (the model decides), bar (at most one "
+        "chord a bar), half (also mid-bar), beat."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same file."),
     candidates: int = typer.Option(
         1, "--candidates", min=1, max=64, help="Write N alternatives (out-1.mid, out-2.mid, ...)."),
@@ -147,9 +150,13 @@ def harmonize(
     """Add chords and a piano accompaniment to a melody (the input's own tracks are kept untouched)."""
     options = dict(melody_track=melody_track, key=key, temperature=temperature, seed=seed, candidates=candidates,
                    density=density, force=force, chords_only=chords_only, no_accompaniment=no_accompaniment,
-                   ignore_file_chords=ignore_file_chords, pickup=pickup, grid=grid)
+                   ignore_file_chords=ignore_file_chords, pickup=pickup, grid=grid, harmonic_rhythm=harmonic_rhythm)
     from .batch import is_batch
+    from .decode import HARMONIC_RHYTHMS
 
+    if harmonic_rhythm not in HARMONIC_RHYTHMS:  # checked once, before any file is read
+        raise StripeError(f"must be one of {', '.join(HARMONIC_RHYTHMS)}, not {harmonic_rhythm!r}",
+                          "--harmonic-rhythm")
     failures: list[str] = []
     if is_batch(midi):
         from .batch import run_batch

@@ -57,6 +57,7 @@ def run_harmonize(
     grid: str = "auto",
     ignore_file_chords: bool = False,
     pickup: float | None = None,
+    harmonic_rhythm: str = "auto",
     harmonizer=None,
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate. ``harmonizer``: an already
@@ -67,6 +68,11 @@ def run_harmonize(
 
     if candidates < 1:
         raise StripeError("--candidates must be at least 1")
+    from .decode import HARMONIC_RHYTHMS
+
+    if harmonic_rhythm not in HARMONIC_RHYTHMS:
+        raise StripeError(f"must be one of {', '.join(HARMONIC_RHYTHMS)}, not {harmonic_rhythm!r}",
+                          "--harmonic-rhythm")
     if temperature < 0:
         raise StripeError("--temperature must be 0 or more")
     if density <= 0:
@@ -121,7 +127,8 @@ def run_harmonize(
     with guard:
         for i, out in enumerate(outs):
             opts = HarmonizeOptions(key=user_key, chords=user_chords, temperature=temperature, seed=seed + i,
-                                    density=density, accompaniment=not (chords_only or no_accompaniment))
+                                    density=density, accompaniment=not (chords_only or no_accompaniment),
+                                    harmonic_rhythm=harmonic_rhythm)
             result = harmonizer(song, opts)
             guard.stage(out, harmonized_writer(Path(input_path), result.chords, song.grid,
                                                None if chords_only else result.accompaniment, melody=song.melody,

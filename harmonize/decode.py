@@ -59,6 +59,7 @@ def decode_chords(
     melody_fit_weight: float = 0.0,
     phrase_ends: list[tuple[int, int, int]] | None = None,
     phrase_cadence_weight: float = 0.0,
+    change_allowed: np.ndarray | None = None,
 ) -> list[ChordSpan]:
     """One chord per beat from per-step log-probabilities ``[n_steps, N_CLASSES]`` (``beat_level``: per-beat
     rows ``[n_beats, N_CLASSES]``, as a per-beat chord stage gives them).
@@ -110,8 +111,12 @@ def decode_chords(
         outside = [i for i in range(n_beats) if bounds[i + 1] <= first or bounds[i] >= last]
         emis[outside] = -1e9
         emis[outside, 0] = 0.0
+    allowed = None if change_allowed is None else np.asarray(change_allowed, dtype=bool)
     if transitions is not None:
         trans = transition_matrices(transitions, key, beat_starts, bar_starts)
+        if allowed is not None:
+            log_move, log_change, log_stay = trans
+            trans = (log_move, np.where(allowed, log_change, -np.inf), np.where(allowed, log_stay, 0.0))
         if temperature > 0:
             path = _sample_path_full(emis / temperature, trans, temperature, rng or np.random.default_rng(0))
         else:
@@ -119,11 +124,46 @@ def decode_chords(
         return spans_from_beats(path, beat_starts, n_steps)
     bars = set(bar_starts)
     change = np.array([change_penalty + (0.0 if b in bars else offbar_penalty) for b in beat_starts])
+    if allowed is not None:
+        change = np.where(allowed, change, np.inf)
     if temperature > 0:
         path = _sample_path(emis / temperature, change / temperature, rng or np.random.default_rng(0))
     else:
         path = _viterbi(emis, change)
     return spans_from_beats(path, beat_starts, n_steps)
+
+
+HARMONIC_RHYTHMS = ("auto", "bar", "half", "beat")
+
+
+def change_points(rhythm: str, beat_starts: list[int], bar_starts: list[int],
+                  span: tuple[int, int] | None = None) -> np.ndarray | None:
+    """Per beat, whether the chord may change there: ``bar`` on bar lines, ``half`` also on the middle beat
+    of bars with an even number of beats (4/4: beat 3; 6/8 read as 2 beats: beat 2), ``beat`` and ``auto``
+    everywhere (``auto``: None, the model decides). The beats where the melody starts and stops (``span``)
+    always may, so the no-chord intro and outro end and begin where the melody does."""
+    if rhythm not in HARMONIC_RHYTHMS:
+        raise ValueError(f"harmonic rhythm must be one of {', '.join(HARMONIC_RHYTHMS)}, not {rhythm!r}")
+    if rhythm == "auto":
+        return None
+    beats = np.asarray(beat_starts)
+    bars = np.asarray(bar_starts or [0])
+    if rhythm == "beat":
+        return np.ones(len(beats), dtype=bool)
+    bar_of = np.searchsorted(bars, beats, side="right") - 1
+    first = np.searchsorted(bar_of, bar_of)  # index of each beat's bar's first beat (bar_of is sorted)
+    pos = np.arange(len(beats)) - first
+    per_bar = np.bincount(np.maximum(bar_of, 0), minlength=int(bar_of.max(initial=0)) + 1)[np.maximum(bar_of, 0)]
+    allowed = pos == 0
+    if rhythm == "half":
+        allowed |= (per_bar % 2 == 0) & (pos == per_bar // 2)
+    if span is not None:
+        for t in span:
+            i = int(np.searchsorted(beats, t, side="right")) - 1
+            for j in (i, i + 1):
+                if 0 <= j < len(beats):
+                    allowed[j] = True
+    return allowed
 
 
 def melody_span(notes: list[Note]) -> tuple[int, int] | None:

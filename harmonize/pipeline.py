@@ -26,6 +26,7 @@ class HarmonizeOptions:
     seed: int = 0
     density: float = 1.0  # accompaniment note odds multiplier
     accompaniment: bool = True
+    harmonic_rhythm: str = "auto"  # where chords may change: auto (the model decides), bar, half, beat
 
 
 @dataclass
@@ -223,16 +224,21 @@ class Harmonizer:
         return logp, bar_rep
 
     def decode(self, song: Song, key: Key, logp: np.ndarray, bar_rep: np.ndarray | None,
-               decoding: dict | None = None, temperature: float = 0.0, seed: int | None = None) -> list[ChordSpan]:
+               decoding: dict | None = None, temperature: float = 0.0, seed: int | None = None,
+               harmonic_rhythm: str = "auto") -> list[ChordSpan]:
         """Chords from ``chord_posteriors``' output with the model folder's decoding settings (``decoding``
         overrides them: the decoder sweep of ``benchmarks/decoder_sweep.py`` runs through here)."""
+        from .decode import change_points
+
         d = self.decoding if decoding is None else decoding
         grid = song.grid
+        allowed = change_points(harmonic_rhythm, grid.beat_starts, grid.bar_starts, melody_span(song.melody))
         return decode_chords(
             logp, grid.beat_starts, grid.bar_starts, song.n_steps, key=key,
             change_penalty=d["change_penalty"], offbar_penalty=d["offbar_penalty"],
             none_penalty=d["none_penalty"], key_weight=d["key_weight"], prior_weight=d["prior_weight"],
-            temperature=temperature, rng=np.random.default_rng(seed), **structure_decoding(song, d, bar_rep))
+            temperature=temperature, rng=np.random.default_rng(seed), change_allowed=allowed,
+            **structure_decoding(song, d, bar_rep))
 
     @torch.inference_mode()
     def accompaniment_logits(self, enc, lo: int, hi: int) -> np.ndarray:
@@ -255,7 +261,8 @@ class Harmonizer:
             chords, chord_source = opts.chords, "given"
         else:
             logp, bar_rep = self.chord_posteriors(song, key)
-            chords = self.decode(song, key, logp, bar_rep, temperature=opts.temperature, seed=opts.seed)
+            chords = self.decode(song, key, logp, bar_rep, temperature=opts.temperature, seed=opts.seed,
+                                 harmonic_rhythm=opts.harmonic_rhythm)
             chord_source = "chord stage"
         timings["chords_s"] = time.perf_counter() - t0
         accompaniment = None

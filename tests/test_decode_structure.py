@@ -213,3 +213,49 @@ def test_structure_decoding_passes_the_new_settings_only_when_set():
     on = structure_decoding(song, {"melody_fit_weight": 1.0, "phrase_cadence_weight": 2.0})
     assert on["melody_fit_weight"] == 1.0 and len(on["melody_steps"]) == 32 and on["melody_steps"][0] == 60
     assert on["phrase_cadence_weight"] == 2.0 and on["phrase_ends"] == [(0, 12, 60)]
+
+
+def test_change_points_follow_the_meter_and_the_melody_span():
+    from harmonize.decode import change_points
+
+    g = grid(2)  # 4/4, beats every 4 steps
+    assert change_points("auto", g.beat_starts, g.bar_starts) is None
+    assert change_points("beat", g.beat_starts, g.bar_starts).all()
+    assert change_points("bar", g.beat_starts, g.bar_starts).tolist() == [1, 0, 0, 0] * 2
+    assert change_points("half", g.beat_starts, g.bar_starts).tolist() == [1, 0, 1, 0] * 2
+    waltz = Grid(np.arange(25) * 0.125, [0, 12], list(range(0, 24, 4)))  # 3/4: no middle beat
+    assert change_points("half", waltz.beat_starts, waltz.bar_starts).tolist() == [1, 0, 0] * 2
+    # the melody starting on beat 2 and ending within beat 3 of bar 2: both may change, so N can end / begin
+    span = change_points("bar", g.beat_starts, g.bar_starts, span=(5, 26))
+    assert span.tolist() == [1, 1, 1, 0, 1, 0, 1, 1]
+    with pytest.raises(ValueError):
+        change_points("weekly", g.beat_starts, g.bar_starts)
+
+
+@pytest.mark.parametrize("learnt", [False, True])
+def test_decoding_changes_chords_only_where_allowed(learnt, tmp_path):
+    from harmonize.decode import change_points
+
+    # the model wants a new chord every second beat; "bar" allows one a bar, "half" two
+    rows = beat_rows([{C: 9.0}, {C: 9.0}, {G: 8.0}, {G: 8.0}, {AM: 9.0}, {AM: 9.0}, {F: 8.0}, {F: 8.0}])
+    g = grid(2)
+    transitions = None
+    if learnt:
+        path = tmp_path / "t.json"
+        flat = np.full((N_CLASSES, N_CLASSES), 1.0).tolist()
+        path.write_text(json.dumps({"format": "stripe-transitions/1", "weight": 1.0, "major": flat, "minor": flat,
+                                    "change_by_beat": [0.5, 0.5, 0.5, 0.5]}))
+        transitions = load_transitions(path)
+    args = (rows, g.beat_starts, g.bar_starts, 32)
+    free = decode_chords(*args, beat_level=True, change_penalty=0, offbar_penalty=0, transitions=transitions)
+    assert labels(free) == [C, C, G, G, AM, AM, F, F]
+    by_bar = decode_chords(*args, beat_level=True, change_penalty=0, offbar_penalty=0, transitions=transitions,
+                           change_allowed=change_points("bar", g.beat_starts, g.bar_starts))
+    assert labels(by_bar) == [C] * 4 + [AM] * 4  # each bar keeps its stronger chord
+    halves = decode_chords(*args, beat_level=True, change_penalty=0, offbar_penalty=0, transitions=transitions,
+                           change_allowed=change_points("half", g.beat_starts, g.bar_starts))
+    assert labels(halves) == labels(free)  # every change the model wants falls on a half bar
+    sampled = decode_chords(*args, beat_level=True, change_penalty=0, offbar_penalty=0, transitions=transitions,
+                            temperature=1.0, rng=np.random.default_rng(0),
+                            change_allowed=change_points("bar", g.beat_starts, g.bar_starts))
+    assert {s.start for s in sampled} <= {0, 16}  # sampling obeys it too

@@ -4,7 +4,7 @@ key-aware spelling, the lead sheet. Every behaviour is checked through the CLI w
 import json
 
 import pytest
-from cli_checks import run
+from cli_checks import one_line_error, run
 from midi_factory import song_file
 from tiny_models import tiny_harmonizer
 from typer.testing import CliRunner
@@ -407,3 +407,18 @@ def test_labels_use_the_same_pickup_bar_lines(tmp_path):
     assert (bars[0]["bar"], bars[0]["start_step"], bars[1]["bar"], bars[1]["start_step"]) == (0, 0, 1, 4)
     off = json.loads(runner.invoke(app, ["labels", str(src), "--json", "--pickup", "0"]).stdout)["bars"]
     assert (off[0]["bar"], off[1]["start_step"]) == (1, 12)
+
+
+@pytest.mark.parametrize("rhythm", ["bar", "half"])
+def test_harmonic_rhythm_limits_where_chords_change(model_dir, melody, tmp_path, rhythm):
+    res = run("harmonize", melody, "-o", tmp_path / "o.mid", "--model", model_dir, "--chords-only", "--json",
+              "--harmonic-rhythm", rhythm)
+    assert res.exit_code == 0, res.output
+    beats = {c["start_bar_beat"].split(":")[1] for c in json.loads(res.stdout)[0]["chord_times"]}
+    assert beats <= ({"1"} if rhythm == "bar" else {"1", "3"})
+
+
+def test_harmonic_rhythm_unknown_is_one_line_error(model_dir, melody, tmp_path):
+    res = run("harmonize", melody, "-o", tmp_path / "o.mid", "--model", model_dir, "--harmonic-rhythm", "weekly")
+    one_line_error(res, "--harmonic-rhythm", "bar")
+    assert not (tmp_path / "o.mid").exists()
