@@ -36,10 +36,13 @@ def accent_profile(song: Song) -> np.ndarray:
     return profile
 
 
-def detect_pickup(song: Song, margin: float = 1.5, min_bars: int = 4) -> int:
-    """Steps of pickup at the start of the file (0: none). A pickup of ``k`` beats is detected when the
-    melody starts before the ``k``-th beat, the melody's accents at the shifted bar lines outweigh those at
-    the file's bar lines by ``margin``, and the first meter lasts ``min_bars`` bars or more."""
+def detect_pickup(song: Song, margin: float = 1.5, min_bars: int = 4, sub_beat_margin: float = 1.25) -> int:
+    """Steps of pickup at the start of the file (0: none). A pickup of ``k`` steps is detected when the
+    melody starts before step ``k``, the melody's accents at the shifted bar lines outweigh those at the
+    file's bar lines by ``margin``, and the first meter lasts ``min_bars`` bars or more. Whole beats are
+    tried, and eighth notes (an eighth upbeat in 6/8 or 2/4) with ``sub_beat_margin`` (tuned on Essen's
+    ``erk10``, `benchmarks/pickup_detection.py`; a tune without an upbeat starts on the downbeat, so only
+    tunes that start after a rest can raise a false alarm)."""
     grid = song.grid
     if not song.melody or len(grid.bar_starts) < 2 or grid.bar_starts[0] != 0:
         return 0
@@ -48,29 +51,36 @@ def detect_pickup(song: Song, margin: float = 1.5, min_bars: int = 4) -> int:
         return 0
     profile = accent_profile(song)
     first = min(n.start for n in song.melody)
-    best, best_score = 0, profile[0]
-    for shift in range(beat_len, bar_len, beat_len):
+    floor = max(profile[0], 1e-9)
+    best, best_score = 0, 0.0
+    eighth = 2  # steps: the grid is in 16ths
+    for shift in range(eighth, bar_len, eighth):
         if first >= shift:  # the melody must start inside the would-be pickup bar
             continue
-        score = profile[shift]
-        if score > best_score:
-            best, best_score = shift, score
-    if best and best_score >= margin * max(profile[0], 1e-9):
-        return best
-    return 0
+        need = margin if shift % beat_len == 0 else sub_beat_margin
+        if profile[shift] >= need * floor and profile[shift] > best_score:
+            best, best_score = shift, profile[shift]
+    return best
 
 
 def with_pickup(song: Song, steps: int) -> Song:
-    """``song`` with its bar lines moved ``steps`` later: bar 0 is a pickup of ``steps`` steps."""
+    """``song`` with its bar lines moved ``steps`` later: bar 0 is a pickup of ``steps`` steps. A pickup that
+    is not whole beats moves the beats too (an eighth upbeat in 6/8: beats fall on steps 0, 2, 8, 14, ...)."""
     if steps == 0:
         return song
     grid = song.grid
-    bar_len, _, seg_end = _first_segment(grid)
+    bar_len, beat_len, seg_end = _first_segment(grid)
     if not 0 < steps < bar_len:
         raise StripeError(f"a pickup must be shorter than the first bar ({bar_len} sixteenths)")
-    bars = [0] + [b + steps for b in grid.bar_starts if b + steps < min(seg_end, grid.n_steps)]
+    end = min(seg_end, grid.n_steps)
+    bars = [0] + [b + steps for b in grid.bar_starts if b + steps < end]
     bars += [b for b in grid.bar_starts if b >= seg_end]
-    return replace(song, grid=Grid(grid.step_times, sorted(set(bars)), grid.beat_starts, grid.time_signatures,
+    beats = list(grid.beat_starts)
+    offset = steps % beat_len
+    if offset:
+        beats = [0] + [b + offset for b in grid.beat_starts if b < seg_end and b + offset < end]
+        beats += [b for b in grid.beat_starts if b >= seg_end]
+    return replace(song, grid=Grid(grid.step_times, sorted(set(bars)), sorted(set(beats)), grid.time_signatures,
                                         pickup=True))
 
 

@@ -422,3 +422,40 @@ def test_harmonic_rhythm_unknown_is_one_line_error(model_dir, melody, tmp_path):
     res = run("harmonize", melody, "-o", tmp_path / "o.mid", "--model", model_dir, "--harmonic-rhythm", "weekly")
     one_line_error(res, "--harmonic-rhythm", "bar")
     assert not (tmp_path / "o.mid").exists()
+
+
+def _eighth_pickup_tune(path, bars=6):
+    """6/8 at tick 0 with an eighth-note upbeat: the true bars start on step 2 with a dotted quarter."""
+    from midi_factory import Track, make_midi, steps
+
+    notes = [(0, 2, 67)]
+    for b in range(bars):
+        s = 2 + 12 * b
+        notes += [(s, s + 6, 72 + (b % 3)), (s + 6, s + 8, 71), (s + 8, s + 10, 69), (s + 10, s + 12, 67)]
+    return make_midi(path, [Track("Melody", steps(notes))], time_signatures=[(0, 6, 8)])
+
+
+def test_an_eighth_note_upbeat_moves_bars_and_beats(model_dir, tmp_path):
+    from harmonize.commands import read_input_song
+    from harmonize.pickup import apply_pickup, detect_pickup
+
+    src = _eighth_pickup_tune(tmp_path / "jig.mid")
+    song = read_input_song(src)
+    assert song.grid.beat_starts[:3] == [0, 6, 12]  # 6/8: two dotted-quarter beats a bar
+    assert detect_pickup(song) == 2
+    moved, steps, how = apply_pickup(song, None)
+    assert (steps, how) == (2, "detected")
+    assert moved.grid.bar_starts[:3] == [0, 2, 14]
+    assert moved.grid.beat_starts[:4] == [0, 2, 8, 14]  # the beats follow the bar lines
+    res = run("harmonize", src, "-o", tmp_path / "o.mid", "--model", model_dir, "--chords-only", "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)[0]
+    assert summary["pickup_source"] == "detected" and summary["pickup_beats"] == pytest.approx(1 / 3)
+    # the same tune starting on its downbeat has no pickup
+    plain = _eighth_pickup_tune(tmp_path / "plain.mid")
+    song = read_input_song(plain)
+    from dataclasses import replace
+
+    shifted = replace(song, melody=[n for n in song.melody if n.start >= 2])
+    shifted = replace(shifted, melody=[replace(n, start=n.start - 2, end=n.end - 2) for n in shifted.melody])
+    assert detect_pickup(shifted) == 0
