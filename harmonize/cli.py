@@ -214,6 +214,8 @@ def train(
     cl: Path | None = typer.Option(None, "--cl", help="chord-beat: a POP909-CL folder; train on its corrected chords."),
     extra_data: Path | None = typer.Option(None, "--extra-data", help="chord-beat: a second folder (POP909 layout or "
                                            "MIDI files with chords) whose songs join the training and validation splits."),
+    window_jitter: bool = typer.Option(False, "--window-jitter", help="chord-beat: cut the songs into windows at "
+                                       "other bars every epoch (seeded)."),
     extra_repeat: int = typer.Option(1, "--extra-repeat", help="chord-beat: use each --extra-data training song this "
                                      "many times per epoch (a small style corpus next to a big one)."),
     aux_weight: float = typer.Option(0.5, "--aux-weight", help="chord-beat: weight of the piano bass/chroma heads."),
@@ -258,7 +260,7 @@ def train(
 
     cli_values = dict(
         data=data, out=out, stage=stage, pe=pe, context=context, inputs=inputs, structure=structure, cl=cl,
-        aux_weight=aux_weight, extra_data=extra_data, extra_repeat=extra_repeat, hop_bars=hop_bars, d_ff=d_ff,
+        aux_weight=aux_weight, extra_data=extra_data, extra_repeat=extra_repeat, window_jitter=window_jitter, hop_bars=hop_bars, d_ff=d_ff,
         bars=bars, d_model=d_model, n_layers=n_layers, n_heads=n_heads, epochs=epochs, dropout=dropout,
         batch_size=batch_size, lr=lr, max_steps=max_steps, max_songs=max_songs, max_minutes=max_minutes,
         causal=not bidirectional, transpose=transpose, chroma_noise=chroma_noise,

@@ -246,16 +246,29 @@ class BeatWindowDataset(torch.utils.data.Dataset):
     ``mask``. Songs are in their key's frame already, so there is no augmentation to draw.
     """
 
-    def __init__(self, songs, bars: int = 64, hop_bars: int = 16, context: str = "time"):
-        from .beat_tokens import BEAT_CONTEXTS, bar_windows
+    def __init__(self, songs, bars: int = 64, hop_bars: int = 16, context: str = "time", jitter: bool = False,
+                 seed: int = 0):
+        from .beat_tokens import BEAT_CONTEXTS
 
         if context not in BEAT_CONTEXTS:
             raise ValueError(f"context must be one of {BEAT_CONTEXTS} for the per-beat chord stage, not {context!r}")
         self.songs, self.context = list(songs), context
-        self.index = [(i, lo, hi) for i, s in enumerate(self.songs) for lo, hi in bar_windows(s.bar_of_beat, bars, hop_bars)]
+        self.bars, self.hop_bars, self.jitter, self.seed = bars, hop_bars, jitter, seed
+        self.index = self._windows(0)
 
-    def set_epoch(self, epoch: int) -> None:  # nothing is drawn per epoch
-        pass
+    def _windows(self, offset: int) -> list[tuple[int, int, int]]:
+        """(song, first beat, end beat) of every window, the window starts moved ``offset`` bars later (the
+        bars before the first start join the first window)."""
+        from .beat_tokens import bar_windows
+
+        return [(i, lo, hi) for i, s in enumerate(self.songs)
+                for lo, hi in bar_windows(np.maximum(s.bar_of_beat - offset, 0), self.bars, self.hop_bars)]
+
+    def set_epoch(self, epoch: int) -> None:
+        """``jitter``: every epoch cuts the songs at other bars (a seeded offset below ``hop_bars``), so the
+        model sees each passage at other places of its window."""
+        if self.jitter:
+            self.index = self._windows(int(np.random.default_rng([self.seed, epoch]).integers(self.hop_bars)))
 
     def __len__(self) -> int:
         return len(self.index)

@@ -78,6 +78,7 @@ class TrainConfig:
     cl: str | None = None  # chord-beat: a POP909-CL folder, whose corrected chords replace POP909's
     aux_weight: float = 0.5  # chord-beat: weight of the piano bass and chroma heads (0 = chords only)
     extra_data: str | None = None  # chord-beat: a second data folder whose songs join each split
+    window_jitter: bool = False  # chord-beat: cut the songs into windows at other bars every epoch
     extra_repeat: int = 1  # chord-beat: how many times each extra training song is used per epoch
     init: str | None = None  # start from this model's weights (fine-tuning); same architecture required
 
@@ -275,7 +276,7 @@ def make_dataset(cfg: TrainConfig, encoded, train: bool):
 
     if cfg.stage == "chord-beat":
         return BeatWindowDataset(encoded, bars=cfg.bars, hop_bars=cfg.hop_bars if train else cfg.bars,
-                                 context=cfg.context)
+                                 context=cfg.context, jitter=cfg.window_jitter and train, seed=cfg.seed)
     return WindowDataset(
         encoded, bars=cfg.bars, hop_bars=cfg.hop_bars if train else cfg.bars, stage=cfg.stage,
         context=cfg.context, inputs=cfg.inputs, transpose_range=cfg.transpose if train else 0,

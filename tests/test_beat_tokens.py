@@ -181,3 +181,27 @@ def test_pop909_cl_chords_land_on_the_pop909_grid(tmp_path, chord_track):
     grid = Grid.from_beats(np.arange(11) * 0.5)
     spans = read_cl_chords(cl, orig, grid)
     assert [(s.start, s.end, s.chord) for s in spans] == [(4, 20, Chord(0, "maj")), (20, 36, Chord(9, "min"))]
+
+
+def test_window_jitter_cuts_the_songs_elsewhere_each_epoch_and_covers_them():
+    from harmonize.dataset import BeatWindowDataset
+
+    melody = [Note(s, s + 4, 60 + s % 12) for s in range(0, 40 * 16, 4)]
+    song = encode_beats(melody, grid(40), Key(0, "major"))
+    fixed = BeatWindowDataset([song], bars=8, hop_bars=4)
+    before = list(fixed.index)
+    fixed.set_epoch(3)
+    assert fixed.index == before  # no jitter: the same windows every epoch
+    jit = BeatWindowDataset([song], bars=8, hop_bars=4, jitter=True, seed=5)
+    starts = set()
+    for epoch in range(6):
+        jit.set_epoch(epoch)
+        again = BeatWindowDataset([song], bars=8, hop_bars=4, jitter=True, seed=5)
+        again.set_epoch(epoch)
+        assert again.index == jit.index  # seeded: a resumed run cuts the same windows
+        covered = np.zeros(song.n_beats, bool)
+        for _, lo, hi in jit.index:
+            covered[lo:hi] = True
+        assert covered.all() and jit.index[0][1] == 0 and jit.index[-1][2] == song.n_beats
+        starts |= {lo for _, lo, _ in jit.index[1:]}
+    assert len(starts) > len({lo for _, lo, _ in before[1:]})  # other cut points than the fixed windows
