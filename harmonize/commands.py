@@ -95,6 +95,7 @@ def run_harmonize(
         tempo_map = TempoMap.from_grid(song.grid)
     from .pickup import apply_pickup, beat_steps
 
+    beat_len = beat_steps(song.grid)  # of the file's meter: a part-beat pickup moves the grid's first beat
     song, n_pickup, pickup_how = apply_pickup(song, pickup)
     from .pipeline import HarmonizeOptions, Harmonizer
     from .spelling import harte_symbol, key_name
@@ -144,7 +145,7 @@ def run_harmonize(
                 "key": key_name(result.key),
                 "key_source": result.key_source,
                 "chord_source": chord_source,
-                "pickup_beats": n_pickup / beat_steps(song.grid),
+                "pickup_beats": n_pickup / beat_len,
                 "pickup_source": pickup_how,
                 "chords": [harte_symbol(c.chord, result.key) for c in result.chords],  # spelled for the key
                 "n_chords": len(result.chords),
