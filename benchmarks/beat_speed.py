@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harmonize.beats import infer_beats  # noqa: E402
-from harmonize.midi import read_song  # noqa: E402
+from harmonize.io.midi import read_song  # noqa: E402
 
 
 def synthetic(path: Path, bars: int, seed: int = 0) -> Path:

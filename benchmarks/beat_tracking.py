@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harmonize import beats as bt  # noqa: E402
-from harmonize.pop909 import read_beats, split_song_ids  # noqa: E402
+from harmonize.data.pop909 import read_beats, split_song_ids  # noqa: E402
 
 
 def song_notes(song_dir: Path):
@@ -35,7 +35,7 @@ def song_notes(song_dir: Path):
     import pretty_midi
 
     from harmonize.end_to_end import write_raw_melody
-    from harmonize.midi import build_grid, read_song
+    from harmonize.io.midi import build_grid, read_song
 
     pm = pretty_midi.PrettyMIDI(str(song_dir / f"{song_dir.name}.mid"))
     mel = next(i for i in pm.instruments if i.name.strip().upper() == "MELODY")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from harmonize.baseline import harmonize_baseline
+from harmonize.data.pop909 import load_split, read_cl_chords
 from harmonize.decode import decode_chords
 from harmonize.metrics import (
     chord_accuracy,
@@ -28,7 +29,6 @@ from harmonize.metrics import (
     melody_per_step,
 )
 from harmonize.pipeline import Harmonizer
-from harmonize.pop909 import load_split, read_cl_chords
 from harmonize.song import Song
 from harmonize.structure import chords_per_step, estimate_key
 

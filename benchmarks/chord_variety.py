@@ -12,11 +12,11 @@ import argparse
 import numpy as np
 import torch
 
+from harmonize.data.pop909 import load_split
 from harmonize.decode import decode_chords
 from harmonize.evaluate import chord_stage_outputs
 from harmonize.metrics import harmonization_metrics, melody_per_step
 from harmonize.pipeline import Harmonizer
-from harmonize.pop909 import load_split
 from harmonize.structure import chords_per_step
 
 

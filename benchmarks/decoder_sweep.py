@@ -51,9 +51,9 @@ def prepare(song_dir: Path, harmonizer, variant: str, workdir: Path, cl_root: Pa
     """One val song read from a melody-only file as `stripe harmonize` reads it, with its chord-stage
     output: (song, key, logp, bar_rep, file grid in annotated seconds, annotated song, references)."""
     from harmonize.commands import read_input_song
+    from harmonize.data.pop909 import load_song_cached, read_beats
     from harmonize.end_to_end import write_grid_melody, write_raw_melody
     from harmonize.pickup import apply_pickup
-    from harmonize.pop909 import load_song_cached, read_beats
     from harmonize.structure import chords_per_step, estimate_key
 
     sid = song_dir.name
@@ -72,8 +72,8 @@ def prepare(song_dir: Path, harmonizer, variant: str, workdir: Path, cl_root: Pa
     logp, bar_rep = harmonizer.chord_posteriors(song, key)
     refs = {"pop909": chords_per_step(annotated.chords, annotated.n_steps)}
     if cl_root is not None:
+        from harmonize.data.pop909_cl import read_cl_chords
         from harmonize.errors import StripeError
-        from harmonize.pop909_cl import read_cl_chords
 
         try:
             cl = read_cl_chords(cl_root / "POP909_processed" / f"{sid}.mid", song_dir / f"{sid}.mid", annotated.grid)
@@ -117,8 +117,8 @@ def main() -> None:
 
     import torch
 
+    from harmonize.data.pop909 import split_song_ids
     from harmonize.pipeline import Harmonizer
-    from harmonize.pop909 import split_song_ids
 
     torch.set_num_threads(args.threads)
     root = Path(args.data)

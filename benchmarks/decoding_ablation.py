@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize import pop909
+from harmonize.data import pop909
 from harmonize.decode import decode_chords, load_transitions
 from harmonize.metrics import _as_chord_steps, chord_accuracy, chord_frames, chord_histogram_entropy
 from harmonize.song import Song

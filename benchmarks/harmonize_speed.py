@@ -116,7 +116,7 @@ def in_process(song_path: Path, model: str, runs: int, threads: int, out: Path) 
     from harmonize.binarize import binarize_merge
     from harmonize.decode import decode_chords, density_probs, roll_to_notes
     from harmonize.encode import encode_song
-    from harmonize.midi import read_song, write_harmonized
+    from harmonize.io.midi import read_song, write_harmonized
     from harmonize.pipeline import HarmonizeOptions, Harmonizer
     from harmonize.song import Song
     from harmonize.structure import estimate_key

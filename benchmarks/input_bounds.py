@@ -8,7 +8,7 @@
 3. A chord file just under the 2 MB cap, one ``BAR:BEAT CHORD`` line after another on a long song: parsed
    (linear: one binary search per line), then refused at its first out-of-range line at the end.
 
-Prints wall seconds and the child's peak RSS (``VmHWM``, Linux) for each, next to a bare ``import harmonize.midi``.
+Prints wall seconds and the child's peak RSS (``VmHWM``, Linux) for each, next to a bare ``import harmonize.io.midi``.
 """
 
 from __future__ import annotations
@@ -59,10 +59,10 @@ def main() -> None:
         tmp = Path(tmp)
         midi = tmp / "big.mid"
         size = big_midi(midi, args.notes)
-        wall, rss, _ = child("import harmonize.midi, harmonize.chordfile")
-        print(f"baseline: import harmonize.midi                 {wall:6.2f} s  peak RSS {rss:6.0f} MB")
+        wall, rss, _ = child("import harmonize.io.midi, harmonize.io.chordfile")
+        print(f"baseline: import harmonize.io.midi                 {wall:6.2f} s  peak RSS {rss:6.0f} MB")
         wall, rss, line = child(f"""
-            from harmonize.midi import read_song
+            from harmonize.io.midi import read_song
             from harmonize.errors import StripeError
             try:
                 read_song({str(midi)!r})
@@ -74,7 +74,7 @@ def main() -> None:
         chords.write_bytes(b"0 C\n" * (50 * 2**20 // 4))
         code = """
             import numpy as np
-            from harmonize.chordfile import read_chord_file
+            from harmonize.io.chordfile import read_chord_file
             from harmonize.errors import StripeError
             from harmonize.song import Grid
             n = 6_000  # bars of 4/4 (96k steps, under read_song's MAX_STEPS)

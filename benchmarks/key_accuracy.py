@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from harmonize import pop909
+from harmonize.data import pop909
 from harmonize.structure import estimate_key, estimate_key_profile
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize import pop909
 from harmonize.chords import N_CLASSES
+from harmonize.data import pop909
 from harmonize.decode import TRANSITIONS_FORMAT, relative_class_lut
 from harmonize.structure import chord_classes_per_step
 
@@ -70,7 +70,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from harmonize.errors import StripeError
-    from harmonize.outputs import check_outputs, write_outputs
+    from harmonize.io.outputs import check_outputs, write_outputs
 
     try:
         check_outputs([args.out], force=args.force)  # refuse before the work, not after

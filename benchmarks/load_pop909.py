@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harmonize import pop909
+from harmonize.data import pop909
 from harmonize.errors import StripeError
 
 HERE = Path(__file__).resolve().parents[1]

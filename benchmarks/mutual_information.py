@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from harmonize.chords import N_CLASSES
+from harmonize.data.pop909 import load_split, windows
 from harmonize.encode import encode_song
 from harmonize.mutual_info import mutual_information_from_counts
-from harmonize.pop909 import load_split, windows
 from harmonize.structure import rep_tokens
 
 PAPER = {"TIME": 0.0085, "REP": 0.0436, "KEY": 0.0476, "BIN": 1.0075}

@@ -674,7 +674,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print("$ " + shlex.join(["python", "-m", "benchmarks.ood_chords", *argv]), flush=True)
 
     from harmonize.commands import save_json
-    from harmonize.outputs import Outputs
+    from harmonize.io.outputs import Outputs
 
     guard = Outputs([args.json_out], force=args.force)  # checked before the long work
     import torch

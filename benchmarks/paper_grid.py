@@ -64,8 +64,8 @@ class _AccompanimentOnly:
 def run_cell(pe: str, context: str, seed: int, data: str, max_songs: int, val_songs: int, out_root: Path) -> dict:
     import torch
 
+    from harmonize.data.pop909 import load_split
     from harmonize.evaluate import evaluate_accompaniment, tune_threshold
-    from harmonize.pop909 import load_split
     from harmonize.train import TrainConfig, train
 
     torch.set_num_threads(1)

@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     from music21 import corpus
 
-    from harmonize.midi import read_song
+    from harmonize.io.midi import read_song
     from harmonize.pickup import beat_steps, detect_pickup
 
     opus = corpus.parse(args.opus)

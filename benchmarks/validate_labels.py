@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmonize import pop909
+from harmonize.data import pop909
 from harmonize.encode import pianoroll
 from harmonize.song import Key
 from harmonize.structure import chord_classes_per_step, chroma_per_step, estimate_key

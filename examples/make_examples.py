@@ -56,7 +56,7 @@ def main() -> None:
 
     melodies = sorted(HERE.glob("pop909_*_melody.mid"))
     if not args.harmonize_only:
-        from harmonize.pop909 import load_song
+        from harmonize.data.pop909 import load_song
 
         melodies = []
         for number in args.songs:

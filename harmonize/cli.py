@@ -273,7 +273,7 @@ def train(
                 if getattr(ctx.get_parameter_source(_param_name(k)), "name", "") == "COMMANDLINE"}
     cfg = build_train_config(cli_values, config, explicit, resume=resume)
     if dry_run:
-        from .datacheck import run_data_check
+        from .data.datacheck import run_data_check
 
         run_data_check(Path(cfg.data), seed=cfg.seed, max_songs=cfg.max_songs, val_max_songs=cfg.val_max_songs)
         return
@@ -296,7 +296,7 @@ def data_check(
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of a table."),
 ) -> None:
     """How many songs, bars and chords training would read, per split, and which files are skipped and why."""
-    from .datacheck import run_data_check
+    from .data.datacheck import run_data_check
 
     run_data_check(folder, seed=seed, as_json=as_json)
 
@@ -371,7 +371,7 @@ def labels(
 ) -> None:
     """Show what stripe understood of a MIDI file, bar by bar: melody track, meter, tempo, key,
     repetition and chords."""
-    from .outputs import Outputs
+    from .io.outputs import Outputs
     from .structure import label_song, parse_key
 
     guard = Outputs([plot], inputs=[midi, chords], force=force)  # checked before any work
@@ -382,7 +382,7 @@ def labels(
         except StripeError as exc:
             raise StripeError(exc.message, "--key") from None
     if chords is None:  # what ``stripe train --data FOLDER`` reads: the song.chords.txt beside song.mid
-        from .folder_data import chord_file_for
+        from .data.folder_data import chord_file_for
 
         chords = chord_file_for(midi) if chord_file_for(midi).is_file() else None
     song = _read_song(midi, melody_track, grid)
@@ -391,7 +391,7 @@ def labels(
     song = apply_pickup(song, pickup)[0]  # the same bar lines as stripe harmonize uses
     given_chords = None
     if chords is not None:
-        from .chordfile import read_chord_file
+        from .io.chordfile import read_chord_file
 
         given_chords = read_chord_file(chords, song.grid)
     structure = label_song(song, key=given_key, chords=given_chords)
@@ -428,7 +428,7 @@ def rep_letter(i: int) -> str:
 
 def labels_report(midi: Path, song, structure, chord_file: Path | None = None) -> dict:
     """Song-level facts and one entry per bar, as plain JSON-able data (what ``stripe labels`` shows)."""
-    from .midi import chord_symbol
+    from .io.midi import chord_symbol
 
     grid = song.grid
     times = grid.step_times

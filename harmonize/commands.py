@@ -32,7 +32,7 @@ def candidate_paths(out: Path, n: int) -> list[Path]:
 def read_input_song(input_path: Path, melody_track: str | None = None, grid: str = "auto"):
     """The ``Song`` that ``stripe harmonize`` reads from a user's file (``stripe eval --end-to-end`` reads
     its melody-only files through this same function). ``grid``: auto, file or notes."""
-    from .midi import melody_track_arg, read_song
+    from .io.midi import melody_track_arg, read_song
 
     return read_song(input_path, melody_track=melody_track_arg(melody_track), grid=grid)
 
@@ -62,9 +62,9 @@ def run_harmonize(
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate. ``harmonizer``: an already
     loaded ``pipeline.Harmonizer`` (many files share one; ``model``, ``device``, ``threads`` are then unused)."""
-    from .leadsheet import lead_sheet_writer
-    from .midi import harmonized_writer
-    from .outputs import Outputs
+    from .io.leadsheet import lead_sheet_writer
+    from .io.midi import harmonized_writer
+    from .io.outputs import Outputs
 
     if candidates < 1:
         raise StripeError("--candidates must be at least 1")
@@ -90,7 +90,7 @@ def run_harmonize(
     song = read_input_song(input_path, melody_track, grid)
     tempo_map = None
     if song.grid_source == "notes":  # the output's tempo map follows the inferred beats and bars
-        from .tempo_map import TempoMap
+        from .io.tempo_map import TempoMap
 
         tempo_map = TempoMap.from_grid(song.grid)
     from .pickup import apply_pickup, beat_steps
@@ -107,7 +107,7 @@ def run_harmonize(
         raise StripeError(exc.message, "--key") from None
     user_chords = None
     if chords_file is not None:
-        from .chordfile import read_chord_file
+        from .io.chordfile import read_chord_file
 
         user_chords = read_chord_file(chords_file, song.grid)
         chord_source = f"your chord file {Path(chords_file).name}"
@@ -135,7 +135,7 @@ def run_harmonize(
                                                None if chords_only else result.accompaniment, melody=song.melody,
                                                key=result.key, tempo_map=tempo_map))
             if xml_outs:
-                from .leadsheet import title_of
+                from .io.leadsheet import title_of
 
                 guard.stage(xml_outs[i], lead_sheet_writer(song, result.chords, key=result.key,
                                                            title=title_of(input_path, song)))
@@ -187,7 +187,7 @@ def save_json(obj, path: Path | None, guard=None) -> str:
     checked it) when given, else through a fresh guard that refuses to overwrite."""
     text = json.dumps(obj, indent=2, default=str)
     if path:
-        from .outputs import write_outputs
+        from .io.outputs import write_outputs
 
         if guard is not None:
             guard.stage(path, lambda tmp: Path(tmp).write_text(text))
@@ -257,7 +257,7 @@ def build_train_config(cli_values: dict, config_file: Path | None, explicit: set
 
 
 def _validate_choices(values: dict) -> None:
-    from .dataset import CONTEXTS, INPUT_BLOCKS
+    from .data.dataset import CONTEXTS, INPUT_BLOCKS
 
     pes = ("none", "ape", "rope_a", "rope_b", "rope_c", "fstripe1", "fstripe", "ropepool")
     if values.get("pe") not in pes:
@@ -311,7 +311,7 @@ def run_eval(length: int = 16, data: Path | None = None, split: str = "val", mod
              device: str = "cpu", as_json: bool = False, json_out: Path | None = None,
              plot: Path | None = None, force: bool = False) -> dict:
     from .evaluate import EvalConfig, evaluate
-    from .outputs import Outputs
+    from .io.outputs import Outputs
 
     root = data or default_data_dir()
     if root is None:
@@ -347,10 +347,10 @@ def run_end_to_end(data: Path | None = None, split: str = "val", model: str | No
         raise StripeError("no data folder: pass --data pop909/ (a POP909-layout folder)")
     if songs < 0:
         raise StripeError("--songs must be 0 (all) or more")
-    from .outputs import Outputs
+    from .io.outputs import Outputs
 
     guard = Outputs([json_out], force=force, input_dirs=[root, cl_data])
-    from .midi import GRID_CHOICES
+    from .io.midi import GRID_CHOICES
 
     if grid not in GRID_CHOICES:
         raise StripeError(f"--grid must be one of {', '.join(GRID_CHOICES)}, not {grid!r}")
@@ -425,6 +425,6 @@ def plot_report(report: dict, out: Path, guard=None) -> None:
     ax.set_title(f"{report['config']['length']}-bar windows, split {report['config']['split']}")
     ax.legend()
     fig.tight_layout()
-    from .outputs import save_figure
+    from .io.outputs import save_figure
 
     save_figure(fig, out, guard)

@@ -161,7 +161,7 @@ class DistContext:
             return
         from torch.utils.data import DistributedSampler
 
-        from .dataset import collate
+        from .data.dataset import collate
 
         sampler = DistributedSampler(order, num_replicas=self.world, rank=self.rank, shuffle=False)
         picks = list(sampler)  # positions in ``order``: rank, rank + N, ... then repeats as padding

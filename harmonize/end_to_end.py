@@ -44,7 +44,7 @@ SAMPLES_PER_BEAT = 8  # points per annotated beat at which the predicted chord i
 
 def _melody_notes(midi_path: Path):
     """The MELODY track's notes (pretty_midi, seconds) of a POP909 file."""
-    from .pop909 import _read_tracks
+    from .data.pop909 import _read_tracks
 
     return _read_tracks(midi_path)["MELODY"]
 
@@ -189,10 +189,10 @@ def evaluate_song(song_dir: Path, annotated: Song, harmonizer, variants: Sequenc
     chords to score against, on the annotated grid (default: the song's own, ``chord_midi.txt``)."""
     from .baseline import harmonize_baseline
     from .commands import read_input_song
+    from .data.pop909 import read_beats
     from .metrics import harmonization_metrics, melody_per_step
     from .pickup import apply_pickup
     from .pipeline import HarmonizeOptions
-    from .pop909 import read_beats
     from .structure import chords_per_step, estimate_key
 
     song_dir = Path(song_dir)
@@ -261,9 +261,9 @@ def evaluate_end_to_end(
     ``(done, total)``. Returns ``{"config", "model", "counts", "end_to_end": {variant: {system:
     metrics}}, "human": metrics of the annotations, "per_song": [...]}``.
     """
+    from .data.pop909 import load_song_cached, split_song_ids
     from .evaluate import _mean_dicts as _mean_rows
     from .pipeline import Harmonizer
-    from .pop909 import load_song_cached, split_song_ids
 
     root = Path(data)
     if not root.is_dir():
@@ -298,7 +298,7 @@ def evaluate_end_to_end(
                 annotated = load_song_cached(song_dir, cache_dir=None if cache is None else Path(cache))
                 reference = None
                 if cl_root is not None:
-                    from .pop909_cl import read_cl_chords
+                    from .data.pop909_cl import read_cl_chords
 
                     reference = read_cl_chords(cl_root / "POP909_processed" / f"{i:03d}.mid",
                                                song_dir / f"{i:03d}.mid", annotated.grid)

@@ -78,10 +78,10 @@ def evaluate_accompaniment(songs: list[Song], harmonizer, length_bars: int, thre
     ``harmonizer`` needs ``accompaniment_logits(enc, lo, hi)``, and a call for chords when ``stage1``.
     """
     from .binarize import binarize_merge
+    from .data.pop909 import windows
     from .encode import encode_song
     from .metrics import metrics_by_bucket, paper_metrics
     from .pipeline import HarmonizeOptions
-    from .pop909 import windows
 
     results: dict[str, list[dict]] = {"oracle chords": [], **({"stage-1 chords": []} if stage1 else {})}
     buckets: dict[str, list[list[dict]]] = {k: [] for k in results}
@@ -121,8 +121,8 @@ def evaluate_accompaniment(songs: list[Song], harmonizer, length_bars: int, thre
 def tune_threshold(songs: list[Song], harmonizer, length_bars: int) -> tuple[float, int, dict]:
     """Binarization (threshold, gap) that maximizes cell F1 on these songs' windows (call on val only)."""
     from .binarize import tune_binarization
+    from .data.pop909 import windows
     from .encode import encode_song
-    from .pop909 import windows
 
     probs, targets = [], []
     for song in songs:
@@ -139,9 +139,9 @@ def tune_threshold(songs: list[Song], harmonizer, length_bars: int) -> tuple[flo
 
 def evaluate(cfg: EvalConfig, progress: bool = True, harmonizer=None) -> dict:
     """Everything ``stripe eval`` reports, as JSON-able data."""
+    from .data.pop909 import load_split
     from .errors import StripeError
     from .pipeline import Harmonizer
-    from .pop909 import load_split
 
     root = Path(cfg.data)
     if not root.is_dir():

@@ -167,7 +167,7 @@ def read_meta(folder: Path) -> dict:
             raise StripeError(f"config.json: meta.{name} has an invalid value {_short(meta[name])}", path)
     if "context" in meta or "inputs" in meta:
         from .beat_tokens import BEAT_CONTEXTS
-        from .dataset import CONTEXTS, INPUT_BLOCKS
+        from .data.dataset import CONTEXTS, INPUT_BLOCKS
 
         if meta.get("kind") == "beat" and meta.get("context") not in BEAT_CONTEXTS:
             raise StripeError(f"config.json: meta.context of a per-beat chord stage must be one of "
@@ -240,7 +240,7 @@ def assemble(chord: Path, accompaniment: Path | None, out: Path, decoding: dict 
     """Build a harmonizer folder from two trained stage folders (``final/`` of ``stripe train`` runs)."""
     import shutil
 
-    from .atomic import atomic_write, atomic_write_text
+    from .io.atomic import atomic_write, atomic_write_text
 
     out = Path(out)
     stages = [(stage, Path(src)) for stage, src in (("chord", chord), ("accompaniment", accompaniment)) if src]

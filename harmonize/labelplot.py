@@ -58,6 +58,6 @@ def plot_labels(song, structure, report: dict, out: Path, bars_per_row: int = 8,
     fig.suptitle(f"{Path(report['file']).name}: {report['key']} ({report['key_source']}), "
                  f"melody track {report['melody_track']}; bar number and repetition letter above each bar")
     fig.tight_layout()
-    from .outputs import save_figure
+    from .io.outputs import save_figure
 
     save_figure(fig, out, guard)

@@ -150,7 +150,7 @@ class Harmonizer:
     # the two stages ----------------------------------------------------------------------------------
 
     def _features(self, enc, stage: LoadedStage, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from .dataset import window_features
+        from .data.dataset import window_features
 
         x, pos = window_features(enc, lo, hi, context=stage.context, inputs=stage.inputs)
         return x[None].to(self.device), pos[None].to(self.device)

@@ -49,7 +49,7 @@ def saved_data(run: Path) -> str | None:
 def apply_overrides(cfg, explicit: set[str]) -> list[str]:
     """Check the flags given with ``--resume`` against the run; write the adjustable ones into the run's
     config. Returns lines describing what changed (for the user)."""
-    from .atomic import atomic_write_text
+    from .io.atomic import atomic_write_text
 
     run = Path(cfg.out)
     saved = saved_config(run)

@@ -1,6 +1,6 @@
 """The in-memory song every stage shares: notes on a 16th-note grid tied to the file's own clock.
 
-Nothing here reads or writes files: ``midi.py`` and ``pop909.py`` build a ``Song``; ``structure.py``
+Nothing here reads or writes files: ``io/midi.py`` and ``data/pop909.py`` build a ``Song``; ``structure.py``
 labels it; ``encode.py`` turns it into tensors. Times in seconds live only in ``Grid``.
 """
 

@@ -28,15 +28,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .atomic import TEMP_PREFIX, atomic_write_text
 from .errors import StripeError
+from .io.atomic import TEMP_PREFIX, atomic_write_text
 
 STAGES = ("chord", "accompaniment", "chord-beat")
 
 
 @dataclass
 class TrainConfig:
-    data: str = "pop909"  # a POP909-layout folder, or a folder of MIDI files (folder_data.py)
+    data: str = "pop909"  # a POP909-layout folder, or a folder of MIDI files (data/folder_data.py)
     structure: str | None = None  # Dai et al. folder (chords from finalized_chord.txt) or None
     out: str = "runs/model"
     stage: str = "accompaniment"  # chord | accompaniment | chord-beat (one token per beat, key-relative)
@@ -150,7 +150,7 @@ def seed_everything(seed: int) -> None:
 def model_config_for(cfg: TrainConfig):
     from .beat_tokens import N_FEATURES, N_OUT
     from .chords import N_CLASSES
-    from .dataset import input_dim, position_dim
+    from .data.dataset import input_dim, position_dim
     from .model.transformer import ModelConfig
 
     beat = cfg.stage == "chord-beat"
@@ -173,11 +173,11 @@ def load_encoded(cfg: TrainConfig, split: str, max_songs: int = 0, warn=None):
     """Songs of one split, encoded; missing or corrupt songs are skipped (and counted) by the loader.
 
     A POP909-layout folder is read by ``pop909.load_split``; any other folder as MIDI files with chords
-    (``folder_data.py``), where ``warn(line)`` gets one line per skipped file.
+    (``data/folder_data.py``), where ``warn(line)`` gets one line per skipped file.
     """
+    from .data.folder_data import is_pop909_layout, load_folder_split
+    from .data.pop909 import load_split
     from .encode import encode_song
-    from .folder_data import is_pop909_layout, load_folder_split
-    from .pop909 import load_split
 
     root = Path(cfg.data)
     if not root.is_dir():
@@ -200,7 +200,7 @@ def load_beat_songs(cfg: TrainConfig, split: str, max_songs: int = 0, warn=None)
     """Songs of one split as per-beat arrays in the frame of the key ``estimate_key`` gives their melody
     (what the pipeline does with a user's file). A POP909-layout folder gives chords from POP909-CL when
     ``cfg.cl`` is set, and the piano track's bass and chroma targets; a folder of MIDI files with chords
-    (``folder_data.py``) gives chords only. ``cfg.extra_data``'s songs of the same split are added."""
+    (``data/folder_data.py``) gives chords only. ``cfg.extra_data``'s songs of the same split are added."""
     out = _beat_songs_of(Path(cfg.data), cfg, split, max_songs, warn)
     if cfg.extra_data:  # repeated in training only: validation counts every song once
         out += _beat_songs_of(Path(cfg.extra_data), cfg, split, 0, warn) * (cfg.extra_repeat if split == "train" else 1)
@@ -211,8 +211,8 @@ def load_beat_songs(cfg: TrainConfig, split: str, max_songs: int = 0, warn=None)
 
 def _beat_songs_of(root: Path, cfg: TrainConfig, split: str, max_songs: int, warn) -> list:
     from .beat_tokens import encode_beats
-    from .folder_data import is_pop909_layout, load_folder_split
-    from .pop909 import load_split, read_cl_chords, song_id
+    from .data.folder_data import is_pop909_layout, load_folder_split
+    from .data.pop909 import load_split, read_cl_chords, song_id
     from .song import Song
     from .structure import estimate_key
 
@@ -249,8 +249,8 @@ def cached_beat_songs(path: Path, build, write: bool = True) -> list:
 
     import numpy as np
 
-    from .atomic import atomic_write_bytes
     from .beat_tokens import BeatSong
+    from .io.atomic import atomic_write_bytes
     from .song import Key
 
     if path.exists():
@@ -272,7 +272,7 @@ def cached_beat_songs(path: Path, build, write: bool = True) -> list:
 
 
 def make_dataset(cfg: TrainConfig, encoded, train: bool):
-    from .dataset import BeatWindowDataset, WindowDataset
+    from .data.dataset import BeatWindowDataset, WindowDataset
 
     if cfg.stage == "chord-beat":
         return BeatWindowDataset(encoded, bars=cfg.bars, hop_bars=cfg.hop_bars if train else cfg.bars,
@@ -332,7 +332,7 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 
 
 def batches(dataset, order: list[int], batch_size: int):
-    from .dataset import collate
+    from .data.dataset import collate
 
     for i in range(0, len(order), batch_size):
         yield collate([dataset[j] for j in order[i : i + batch_size]])
@@ -630,7 +630,7 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, 
                 if hasattr(net, "redraw_features"):
                     net.redraw_features()  # fresh FAVOR+ projections each training step
                 if cfg.curriculum_steps:
-                    from .dataset import curriculum_length
+                    from .data.dataset import curriculum_length
 
                     batch = crop(batch, curriculum_length(step, cfg.curriculum_min,
                                                           ctx.global_length(batch["x"].shape[1]),

@@ -168,7 +168,7 @@ def test_train_chord_beat_through_the_cli_and_resume(tmp_path, monkeypatch):
 def test_pop909_cl_chords_land_on_the_pop909_grid(tmp_path, chord_track):
     from midi_factory import RES, Track, make_midi
 
-    from harmonize.pop909 import read_cl_chords
+    from harmonize.data.pop909 import read_cl_chords
 
     # POP909 file at 120 bpm (a beat = 0.5 s) starting one beat late; the CL file re-times the same
     # notes to start at tick 0 at 100 bpm, and writes C (root position) then A minor as block chords
@@ -184,7 +184,7 @@ def test_pop909_cl_chords_land_on_the_pop909_grid(tmp_path, chord_track):
 
 
 def test_window_jitter_cuts_the_songs_elsewhere_each_epoch_and_covers_them():
-    from harmonize.dataset import BeatWindowDataset
+    from harmonize.data.dataset import BeatWindowDataset
 
     melody = [Note(s, s + 4, 60 + s % 12) for s in range(0, 40 * 16, 4)]
     song = encode_beats(melody, grid(40), Key(0, "major"))

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from harmonize.beats import f_measure, infer_beats, is_quantized, quantization_share, track_beats
 from harmonize.cli import app
-from harmonize.midi import read_song
-from harmonize.tempo_map import TempoMap
+from harmonize.io.midi import read_song
+from harmonize.io.tempo_map import TempoMap
 
 RES = 480
 # one bar of 4/4 in beats: a long note on the downbeat, then shorter ones (start, length, scale degree)
@@ -201,8 +201,8 @@ def test_one_beat_bars_get_beats_and_bars_from_the_notes(tmp_path):
 
 @pytest.mark.pop909
 def test_pop909_melody_gets_the_annotated_beats(pop909_dir, tmp_path):
+    from harmonize.data.pop909 import read_beats
     from harmonize.end_to_end import write_raw_melody
-    from harmonize.pop909 import read_beats
 
     song_dir = pop909_dir / "057"  # a val song
     beats, flags, _ = read_beats(song_dir / "beat_midi.txt")

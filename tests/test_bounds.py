@@ -13,11 +13,11 @@ import pytest
 from midi_factory import Track, make_midi, song_file, steps
 from typer.testing import CliRunner
 
-from harmonize import midi as midi_module
-from harmonize.chordfile import MAX_BYTES, read_chord_file
 from harmonize.cli import app
 from harmonize.errors import StripeError
-from harmonize.midi import count_events, read_song
+from harmonize.io import midi as midi_module
+from harmonize.io.chordfile import MAX_BYTES, read_chord_file
+from harmonize.io.midi import count_events, read_song
 from harmonize.song import Grid
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pop909_mini"

@@ -10,10 +10,10 @@ import pytest
 from midi_factory import Track, make_midi, song_file, steps
 from typer.testing import CliRunner
 
-from harmonize.chordfile import read_chord_file
 from harmonize.cli import app, rep_letter
 from harmonize.errors import StripeError
-from harmonize.midi import read_song
+from harmonize.io.chordfile import read_chord_file
+from harmonize.io.midi import read_song
 
 runner = CliRunner()
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from harmonize import pop909
 from harmonize.chords import N_CLASSES
-from harmonize.dataset import (
+from harmonize.data import pop909
+from harmonize.data.dataset import (
     CONTEXTS,
     PAD_CHORD,
     WindowDataset,

@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harmonize import pop909
 from harmonize.chords import N_CLASSES, chord_from_class
+from harmonize.data import pop909
 from harmonize.encode import EncodedSong, encode_song, pianoroll, shift_roll, transpose, transpose_classes
 from harmonize.song import Key, Note
 from harmonize.structure import key_tokens

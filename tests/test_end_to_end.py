@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from harmonize.cli import app
 from harmonize.commands import read_input_song
+from harmonize.data.pop909 import load_song, read_beats
 from harmonize.end_to_end import (
     beat_position,
     chords_per_annotated_step,
@@ -21,7 +22,6 @@ from harmonize.end_to_end import (
 )
 from harmonize.errors import StripeError
 from harmonize.pipeline import HarmonizeResult
-from harmonize.pop909 import load_song, read_beats
 from harmonize.song import ChordSpan
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pop909_mini"
@@ -185,7 +185,7 @@ def _cl_copy(tmp_path):
     import mido
 
     from harmonize.chords import parse_chord
-    from harmonize.pop909 import _rows
+    from harmonize.data.pop909 import _rows
 
     pm = pretty_midi.PrettyMIDI(str(SONG / "098.mid"))
     notes = sorted((n for i in pm.instruments for n in i.notes), key=lambda n: (n.start, n.pitch))[1:]
@@ -218,8 +218,8 @@ def _cl_copy(tmp_path):
 
 
 def test_cl_chords_read_back_through_the_note_alignment(tmp_path):
+    from harmonize.data.pop909_cl import read_cl_chords
     from harmonize.metrics import chord_accuracy
-    from harmonize.pop909_cl import read_cl_chords
     from harmonize.structure import chords_per_step
 
     cl = _cl_copy(tmp_path)

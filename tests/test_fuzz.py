@@ -28,7 +28,7 @@ from tiny_models import tiny_harmonizer
 from typer.testing import CliRunner
 
 from harmonize.errors import StripeError
-from harmonize.midi import read_song, write_harmonized
+from harmonize.io.midi import read_song, write_harmonized
 from harmonize.pipeline import HarmonizeOptions, Harmonizer
 from harmonize.song import Key
 

@@ -12,7 +12,7 @@ from midi_factory import RES, Track, make_midi, melody_file, song_file, steps, t
 
 from harmonize.chords import parse_chord
 from harmonize.errors import StripeError
-from harmonize.midi import chord_symbol, melody_score, read_song, skyline, voice_chord, write_harmonized
+from harmonize.io.midi import chord_symbol, melody_score, read_song, skyline, voice_chord, write_harmonized
 from harmonize.song import ChordSpan, Note
 
 Q = RES // 4  # ticks per 16th
@@ -238,7 +238,7 @@ def test_voice_chord_stays_under_the_melody():
 def test_write_musicxml_lead_sheet(tmp_path):
     from music21 import converter, harmony
 
-    from harmonize.midi import write_musicxml
+    from harmonize.io.midi import write_musicxml
 
     src = song_file(tmp_path / "in.mid", bars=2, time_signatures=[(0, 4, 4)])
     song = read_song(src)

@@ -338,7 +338,7 @@ def test_folk_example_has_a_detected_pickup(tmp_path):
     from pathlib import Path
 
     melody = Path(__file__).resolve().parent.parent / "examples" / "folk_zwei_koenigskinder_melody.mid"
-    from harmonize.midi import read_song
+    from harmonize.io.midi import read_song
     from harmonize.pickup import beat_steps, detect_pickup
 
     song = read_song(melody)

@@ -19,9 +19,9 @@ from midi_factory import RES, Track, make_midi, melody_file, song_file, steps
 from tiny_models import tiny_harmonizer
 from typer.testing import CliRunner
 
-from harmonize import midi as midi_module
 from harmonize.cli import app
-from harmonize.midi import read_song
+from harmonize.io import midi as midi_module
+from harmonize.io.midi import read_song
 
 runner = CliRunner()
 

@@ -1,4 +1,4 @@
-"""The output guard (``harmonize/outputs.py``): every file the CLI writes, through the real CLI where it
+"""The output guard (``harmonize/io/outputs.py``): every file the CLI writes, through the real CLI where it
 matters. Each test names the attack from issue 12 it holds against."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 from cli_checks import names, one_line_error, run
 from midi_factory import song_file
 
-from harmonize import outputs as outputs_module
 from harmonize.errors import StripeError
-from harmonize.outputs import Outputs, write_outputs
+from harmonize.io import outputs as outputs_module
+from harmonize.io.outputs import Outputs, write_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "pop909_mini"
@@ -158,7 +158,7 @@ def test_all_or_none_with_force_restores_the_old_files(tmp_path, b_fails_to_land
 
 
 def test_musicxml_failure_leaves_no_midi(model_dir, src, tmp_path, monkeypatch):
-    from harmonize import leadsheet
+    from harmonize.io import leadsheet
 
     def broken(song, chords, **kw):
         def write(tmp):
@@ -214,7 +214,7 @@ def test_sigterm_and_sighup_leave_no_temp(tmp_path, sig):
     script = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from harmonize.outputs import Outputs
+        from harmonize.io.outputs import Outputs
         out = Path({str(tmp_path / 'out.mid')!r})
         def slow(tmp):
             Path(tmp).write_bytes(b"half")
@@ -270,7 +270,7 @@ def test_sigterm_during_harmonize_leaves_nothing(model_dir, src, tmp_path):
     out = tmp_path / "out.mid"
     script = textwrap.dedent(f"""
         import sys, time
-        from harmonize import midi
+        from harmonize.io import midi
         real = midi._save_with_tracks
         def slow(mid, chunks, path):
             real(mid, chunks, path)

@@ -10,15 +10,15 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from harmonize.cli import app
-from harmonize.errors import StripeError
-from harmonize.folder_data import (
+from harmonize.data.folder_data import (
     is_pop909_layout,
     load_folder_split,
     midi_files,
     read_folder_song,
     split_files,
 )
-from harmonize.midi import read_song
+from harmonize.errors import StripeError
+from harmonize.io.midi import read_song
 from harmonize.structure import label_song
 
 runner = CliRunner()

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harmonize import pop909
+from harmonize.data import pop909
 from harmonize.errors import StripeError
 from harmonize.song import Key, Note
 from harmonize.structure import chord_classes_per_step
@@ -210,7 +210,7 @@ def test_planted_cache_entry_never_runs_code(mini, tmp_path, how):
 
 
 def test_cache_round_trip_keeps_every_field(mini, tmp_path):
-    from harmonize.songfile import song_from_file, song_to_bytes
+    from harmonize.io.songfile import song_from_file, song_to_bytes
 
     song = pop909.load_song(mini / "331", mini / "structure" / "331", "structure")
     song.others = {"Strings": song.piano[:5], "Pad #2": []}

@@ -158,7 +158,7 @@ def test_estimate_key_on_pop909(pop909_dir):
     import json
 
     from harmonize.chords import parse_pitch_class
-    from harmonize.midi import read_song
+    from harmonize.io.midi import read_song
 
     hits = total = 0
     for i in json.loads((pop909_dir / "split.json").read_text())["train"][:20]:

@@ -82,7 +82,7 @@ def test_final_model_harmonizes(tmp_path):
 
     spec = resolve(str(tiny))
     assert spec.chord.folder == tiny / "chord"
-    from harmonize.midi import read_song
+    from harmonize.io.midi import read_song
 
     song = read_song(song_file(tmp_path / "s.mid", bars=4))
     result = Harmonizer.load(str(tiny))(song)

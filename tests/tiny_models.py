@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from harmonize.chords import N_CLASSES
-from harmonize.dataset import input_dim, position_dim
+from harmonize.data.dataset import input_dim, position_dim
 from harmonize.model.checkpoint import save_model
 from harmonize.model.transformer import ModelConfig, StructureTransformer
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from harmonize.atomic import atomic_write, atomic_write_text
 from harmonize.errors import StripeError
+from harmonize.io.atomic import atomic_write, atomic_write_text
 
 from .transformer import ROTARY, ModelConfig, StructureTransformer
 

@@ -13,8 +13,8 @@ import zipfile
 
 import numpy as np
 
-from .chords import Chord
-from .song import ChordSpan, Grid, Key, Note, Song
+from ..chords import Chord
+from ..song import ChordSpan, Grid, Key, Note, Song
 
 _NOTE_LISTS = ("melody", "bridge", "piano")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .chords import CLASS_QUALITIES, QUALITY_INTERVALS, Chord, chord_from_pitch_classes
-from .errors import StripeError
-from .song import ChordSpan, Grid
+from ..chords import CLASS_QUALITIES, QUALITY_INTERVALS, Chord, chord_from_pitch_classes
+from ..errors import StripeError
+from ..song import ChordSpan, Grid
 
 
 def _load(path: Path):

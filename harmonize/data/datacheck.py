@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import StripeError
+from ..errors import StripeError
 
 
 def _n_chords(song) -> int:

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .chords import PITCH_NAMES, Chord
-from .errors import StripeError
-from .song import STEPS_PER_QUARTER, ChordSpan, Grid, Key, Note, Song
+from ..chords import PITCH_NAMES, Chord
+from ..errors import StripeError
+from ..song import STEPS_PER_QUARTER, ChordSpan, Grid, Key, Note, Song
 
 MAX_BYTES = 20 * 1024 * 1024  # a 20 MB MIDI file is far beyond any song; refuse before parsing
 MAX_NOTES = 100_000  # POP909 songs hold 2k-6k notes
@@ -358,7 +358,7 @@ MIN_NOTES_TO_TRACK = 8  # --grid auto keeps the file's grid below this many note
 def notes_grid(pm, instruments) -> tuple[Grid, float]:
     """A 16th grid on beats and downbeats inferred from the notes (``beats.infer_beats``): every note of
     the file gives onsets, the pitched ones the downbeat evidence; 3 beats per bar if the file says so."""
-    from .beats import infer_beats
+    from ..beats import infer_beats
 
     notes = [n for inst in instruments if not inst.is_drum for n in inst.notes if n.end > n.start]
     notes.sort(key=lambda n: (n.start, n.pitch))
@@ -389,7 +389,7 @@ def choose_grid(pm, instruments, grid: str) -> bool:
         raise StripeError(f"--grid must be one of {', '.join(GRID_CHOICES)}, not {grid!r}")
     if grid != "auto":
         return grid == "notes"
-    from .beats import is_quantized
+    from ..beats import is_quantized
 
     per_track = [_times_to_ticks(pm, np.array([n.start for n in inst.notes if n.end > n.start]))
                  for inst in instruments]
@@ -738,7 +738,7 @@ def harmonized_writer(
 def chord_symbol(chord: Chord, key: Key | None = None) -> str:
     """Lead-sheet text for markers and lead sheets: ``Am7``, ``F#``, ``C/E``, ``N.C.``; spelled for
     ``key`` when given (``Db``, not ``C#``, in F minor: ``spelling.pitch_name``)."""
-    from .spelling import pitch_name
+    from ..spelling import pitch_name
 
     if chord.is_none:
         return "N.C."

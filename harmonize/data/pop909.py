@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .atomic import atomic_write_bytes
-from .chords import QUALITY_INTERVALS, Chord, parse_chord, parse_pitch_class
-from .errors import StripeError
-from .song import STEPS_PER_QUARTER, ChordSpan, Grid, Key, Note, Song
+from .. import __version__
+from ..chords import QUALITY_INTERVALS, Chord, parse_chord, parse_pitch_class
+from ..errors import StripeError
+from ..io.atomic import atomic_write_bytes
+from ..song import STEPS_PER_QUARTER, ChordSpan, Grid, Key, Note, Song
 
 log = logging.getLogger(__name__)
 
@@ -400,7 +400,7 @@ def _cache_entry(cache_dir: Path, song_dir: Path, chord_source: str) -> Path:
 def _cache_lookup(entry: Path, key: str) -> Song | None:
     """The song stored in ``entry`` under ``key``, else None. The entry is an ``.npz`` read with
     ``allow_pickle=False`` (``songfile``): a planted or damaged file can only be a miss, never run code."""
-    from .songfile import song_from_file
+    from ..io.songfile import song_from_file
 
     try:
         return song_from_file(entry, key)
@@ -428,7 +428,7 @@ def load_song_cached(
     The entry is used only when its stored key equals ``cache_key`` of the current files; otherwise
     the song is rebuilt and the entry rewritten atomically. Errors are never cached.
     """
-    from .songfile import song_to_bytes
+    from ..io.songfile import song_to_bytes
 
     song_dir = Path(song_dir)
     cache_dir = default_cache_dir(song_dir.parent) if cache_dir is None else Path(cache_dir)
@@ -459,7 +459,7 @@ def split_song_ids(split: str, root: Path | None = None) -> list[int]:
             raise StripeError(f"unreadable split file ({type(err).__name__}); expected JSON like "
                               '{"train": [1, 2], "val": [3]}', path) from None
     else:
-        table = json.loads(resources.files("harmonize").joinpath("data/pop909_split.json").read_text())
+        table = json.loads(resources.files("harmonize.data").joinpath("pop909_split.json").read_text(encoding="utf-8"))
     if not isinstance(table, dict):
         raise StripeError(f"split file must hold a JSON object, not {type(table).__name__}", path)
     if split not in table or split == "source":
@@ -679,6 +679,6 @@ def read_cl_chords(cl_midi: Path, pop909_midi: Path, grid: Grid) -> list[ChordSp
 
 
 def _template_chord(pcs: set[int]) -> Chord:
-    from .chords import chord_from_pitch_classes
+    from ..chords import chord_from_pitch_classes
 
     return chord_from_pitch_classes(pcs)

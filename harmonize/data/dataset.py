@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .chords import N_CLASSES, chord_from_class
-from .encode import EncodedSong, shift_roll, transpose_classes
+from ..chords import N_CLASSES, chord_from_class
+from ..encode import EncodedSong, shift_roll, transpose_classes
+from ..structure import key_tokens, rep_tokens
 from .pop909 import windows
-from .structure import key_tokens, rep_tokens
 
 CONTEXTS = ("none", "time", "rep", "key", "bin")
 STAGES = ("accompaniment", "chord")
@@ -206,7 +206,7 @@ def window_features(enc: EncodedSong, lo: int, hi: int, context: str, inputs) ->
 
 
 def _shifted_key(enc: EncodedSong, shift: int):
-    from .song import Key
+    from ..song import Key
 
     if enc.key is None:
         return None
@@ -248,7 +248,7 @@ class BeatWindowDataset(torch.utils.data.Dataset):
 
     def __init__(self, songs, bars: int = 64, hop_bars: int = 16, context: str = "time", jitter: bool = False,
                  seed: int = 0):
-        from .beat_tokens import BEAT_CONTEXTS
+        from ..beat_tokens import BEAT_CONTEXTS
 
         if context not in BEAT_CONTEXTS:
             raise ValueError(f"context must be one of {BEAT_CONTEXTS} for the per-beat chord stage, not {context!r}")
@@ -259,7 +259,7 @@ class BeatWindowDataset(torch.utils.data.Dataset):
     def _windows(self, offset: int) -> list[tuple[int, int, int]]:
         """(song, first beat, end beat) of every window, the window starts moved ``offset`` bars later (the
         bars before the first start join the first window)."""
-        from .beat_tokens import bar_windows
+        from ..beat_tokens import bar_windows
 
         return [(i, lo, hi) for i, s in enumerate(self.songs)
                 for lo, hi in bar_windows(np.maximum(s.bar_of_beat - offset, 0), self.bars, self.hop_bars)]
@@ -274,7 +274,7 @@ class BeatWindowDataset(torch.utils.data.Dataset):
         return len(self.index)
 
     def __getitem__(self, idx: int) -> dict:
-        from .beat_tokens import beat_positions
+        from ..beat_tokens import beat_positions
 
         i, lo, hi = self.index[idx]
         s = self.songs[i]

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import StripeError
+from ..errors import StripeError
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ def split_files(root: Path, files: list[Path], seed: int = 0) -> dict[str, list[
 
 def read_folder_song(path: Path):
     """One file as a training ``Song`` (melody, chords, accompaniment, estimated key); StripeError if unusable."""
-    from .midi import read_song
-    from .structure import chords_from_notes, estimate_key, find_chord_track
+    from ..io.midi import read_song
+    from ..structure import chords_from_notes, estimate_key, find_chord_track
 
     path = Path(path)
     if not path.is_file():
@@ -95,7 +95,7 @@ def read_folder_song(path: Path):
     song = read_song(path)
     chord_path = chord_file_for(path)
     if chord_path.is_file():
-        from .chordfile import read_chord_file
+        from ..io.chordfile import read_chord_file
 
         song.chords = read_chord_file(chord_path, song.grid)
     else:

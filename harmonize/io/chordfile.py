@@ -21,9 +21,9 @@ import re
 from bisect import bisect_left
 from pathlib import Path
 
-from .chords import NO_CHORD, Chord, parse_chord
-from .errors import StripeError
-from .song import ChordSpan, Grid
+from ..chords import NO_CHORD, Chord, parse_chord
+from ..errors import StripeError
+from ..song import ChordSpan, Grid
 
 MAX_BYTES = 2 * 2**20
 QUOTE = 80  # an error quotes at most this many characters of the file

@@ -28,8 +28,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import StripeError
 from .atomic import new_file_mode, signals_raise, temp_file
-from .errors import StripeError
 
 
 @dataclass

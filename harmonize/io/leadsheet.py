@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .song import STEPS_PER_QUARTER, ChordSpan, Key, Note, Song
+from ..song import STEPS_PER_QUARTER, ChordSpan, Key, Note, Song
 
 _GENERIC_NAMES = ("", "untitled", "track", "track 1", "track 0", "melody", "tempo track", "conductor")
 
@@ -52,7 +52,7 @@ def _monophonic(notes: list[Note]) -> list[Note]:
 def m21_key(key: Key):
     from music21 import key as m21key
 
-    from .spelling import tonic_name
+    from ..spelling import tonic_name
 
     return m21key.Key(tonic_name(key).replace("b", "-"), key.mode)
 
@@ -72,8 +72,8 @@ def lead_sheet_writer(song: Song, chords: list[ChordSpan] | None, key: Key | Non
     """What ``write_lead_sheet`` writes, as a function of the path to write it to (for ``Outputs.stage``)."""
     from music21 import harmony, metadata, meter, note, stream, tie
 
+    from ..spelling import pitch_name
     from .midi import _M21_KIND, _meter_for_length, _nominal_meter
-    from .spelling import pitch_name
 
     q = 1.0 / STEPS_PER_QUARTER
     grid = song.grid
