@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import tempfile
 import time
 from dataclasses import replace
@@ -110,15 +109,20 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
                     help="sweep these values of a setting instead of the default grid (repeatable)")
-    ap.add_argument("--json-out", default=None)
+    ap.add_argument("--json-out", type=Path, default=None)
+    ap.add_argument("--force", action="store_true", help="overwrite an existing --json-out")
     args = ap.parse_args()
     grid = {name: tuple(float(v) for v in values.split(",")) for name, values in
             (item.split("=", 1) for item in args.sweep)} if args.sweep else SWEEP
 
     import torch
 
+    from harmonize.commands import save_json
     from harmonize.data.pop909 import split_song_ids
+    from harmonize.io.outputs import Outputs
     from harmonize.pipeline import Harmonizer
+
+    guard = Outputs([args.json_out], force=args.force)  # refused before the long work, as stripe's own outputs
 
     torch.set_num_threads(args.threads)
     root = Path(args.data)
@@ -150,9 +154,17 @@ def main() -> None:
         if ok:
             print(f"most accurate with CHE >= {che}: {ok[0][0]} -> "
                   + "  ".join(f"{c} {ok[0][1][c]:.3f}" for c in cols))
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"bundled": bundled, "sweep": rows}, indent=2))
+    with guard:
+        save_json({"bundled": bundled, "sweep": rows}, args.json_out, guard)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from harmonize.errors import StripeError
+
+    try:
+        main()
+    except StripeError as e:  # e.g. --json-out exists without --force: one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
