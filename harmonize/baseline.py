@@ -49,6 +49,18 @@ def is_diatonic(chord: Chord, key: Key) -> bool:
     return all(pc in key.scale for pc in chord.pitch_classes)
 
 
+def chord_tone_log_probs(states: Sequence[Chord], epsilon: float) -> np.ndarray:
+    """``[n_states, 12]`` log p(pitch class | chord): the chord's tones share 1 - epsilon, the other pitch
+    classes epsilon; N (no chord) is uniform."""
+    logp = np.full((len(states), 12), np.log(1 / 12))
+    for s, chord in enumerate(states):
+        pcs = set(chord.pitch_classes)
+        if pcs:
+            for pc in range(12):
+                logp[s, pc] = np.log((1 - epsilon) / len(pcs) if pc in pcs else epsilon / (12 - len(pcs)))
+    return logp
+
+
 def beat_emissions(
     melody: np.ndarray,
     beats: Sequence[tuple[int, int]],
@@ -60,11 +72,7 @@ def beat_emissions(
 ) -> np.ndarray:
     """Log emission scores ``[n_beats, n_states]`` (see the module docstring), times ``weight``."""
     melody = np.asarray(melody, dtype=np.int64)
-    logp = np.zeros((len(states), 12))
-    for s, chord in enumerate(states):
-        pcs = set(chord.pitch_classes)
-        for pc in range(12):
-            logp[s, pc] = np.log((1 - epsilon) / len(pcs) if pc in pcs else epsilon / (12 - len(pcs)))
+    logp = chord_tone_log_probs(states, epsilon)
     prior = np.zeros(len(states))
     if key is not None:
         prior = np.array([key_bonus if is_diatonic(c, key) else 0.0 for c in states])

@@ -173,36 +173,19 @@ def melody_span(notes: list[Note]) -> tuple[int, int] | None:
     return min(n.start for n in notes), max(n.end for n in notes)
 
 
-def _chord_tone_log_probs(epsilon: float) -> np.ndarray:
-    """``[N_CLASSES, 12]`` log p(pitch class | chord): chord tones share 1 - epsilon, the rest epsilon; N
-    is uniform."""
-    out = np.full((N_CLASSES, 12), np.log(1 / 12))
-    for c in range(1, N_CLASSES):
-        pcs = set(chord_from_class(c).pitch_classes)
-        for pc in range(12):
-            out[c, pc] = np.log((1 - epsilon) / len(pcs) if pc in pcs else epsilon / (12 - len(pcs)))
-    return out
-
-
-_FIT_CACHE: dict[float, np.ndarray] = {}
+_ALL_CHORDS = [chord_from_class(c) for c in range(N_CLASSES)]
 
 
 def melody_fit(melody_steps: np.ndarray, beat_starts: list[int], n_steps: int, epsilon: float = 0.2) -> np.ndarray:
-    """``[n_beats, N_CLASSES]``: the log-likelihood of each beat's melody under each chord (the HMM
-    baseline's emission: every sounding step's pitch class drawn from the chord's tones with probability
-    1 - epsilon), as a fraction of the beat, so a rest scores 0 for every chord."""
-    if epsilon not in _FIT_CACHE:
-        _FIT_CACHE[epsilon] = _chord_tone_log_probs(epsilon)
-    table = _FIT_CACHE[epsilon]
-    melody = np.asarray(melody_steps, dtype=np.int64)[:n_steps]
+    """``[n_beats, N_CLASSES]``: the log-likelihood of each beat's melody under each chord class, the HMM
+    baseline's emission (``baseline.beat_emissions``: every sounding step's pitch class drawn from the
+    chord's tones with probability 1 - epsilon, as a fraction of the beat, so a rest scores 0 for every
+    chord)."""
+    from .baseline import beat_emissions
+
     bounds = list(beat_starts) + [n_steps]
-    hist = np.zeros((len(beat_starts), 12))
-    for b, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=False)):
-        seg = melody[lo:hi]
-        seg = seg[seg >= 0]
-        if seg.size and hi > lo:
-            hist[b] = np.bincount(seg % 12, minlength=12) / (hi - lo)
-    return hist @ table.T
+    beats = list(zip(bounds[:-1], bounds[1:], strict=True))
+    return beat_emissions(np.asarray(melody_steps)[:n_steps], beats, _ALL_CHORDS, key=None, epsilon=epsilon)
 
 
 def rep_beat_groups(bar_ids, bar_has_notes, beat_starts: list[int], bar_starts: list[int]) -> np.ndarray:
