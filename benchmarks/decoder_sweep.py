@@ -82,14 +82,14 @@ def prepare(song_dir: Path, harmonizer, variant: str, workdir: Path, cl_root: Pa
     return song, key, logp, bar_rep, file_grid, annotated, refs
 
 
-def score(cases, harmonizer, decoding: dict) -> dict:
+def score(cases, harmonizer, decoding: dict, harmonic_rhythm: str = "auto") -> dict:
     """Mean per-song root + maj/min accuracy (per reference) and CHE of one decoder setting."""
     from harmonize.end_to_end import chords_per_annotated_step
     from harmonize.metrics import chord_accuracy, chord_frames, chord_histogram_entropy
 
     rows = []
     for song, key, logp, bar_rep, file_grid, annotated, refs in cases:
-        spans = harmonizer.decode(song, key, logp, bar_rep, decoding)
+        spans = harmonizer.decode(song, key, logp, bar_rep, decoding, harmonic_rhythm=harmonic_rhythm)
         pred = chords_per_annotated_step(spans, file_grid, annotated.grid)
         row = {"CHE": chord_histogram_entropy(chord_frames(pred))}
         for name, ref in refs.items():
@@ -109,6 +109,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
                     help="sweep these values of a setting instead of the default grid (repeatable)")
+    ap.add_argument("--harmonic-rhythm", choices=("auto", "bar", "half", "beat"), default="auto",
+                    help="stripe harmonize --harmonic-rhythm for every setting")
     ap.add_argument("--json-out", type=Path, default=None)
     ap.add_argument("--force", action="store_true", help="overwrite an existing --json-out")
     args = ap.parse_args()
@@ -133,15 +135,16 @@ def main() -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         cases = [prepare(root / f"{i:03d}", harmonizer, args.variant, Path(tmp), cl_root) for i in ids]
-    print(f"python -m benchmarks.decoder_sweep --model {args.model} --variant {args.variant} --songs {args.songs}")
+    print(f"python -m benchmarks.decoder_sweep --model {args.model} --variant {args.variant} --songs {args.songs} "
+          f"--harmonic-rhythm {args.harmonic_rhythm}")
     print(f"{len(cases)} val songs ({args.variant} files), chord stage run in {time.perf_counter() - t0:.0f} s; "
           f"model {harmonizer.source}")
-    bundled = score(cases, harmonizer, harmonizer.decoding)
+    bundled = score(cases, harmonizer, harmonizer.decoding, args.harmonic_rhythm)
     print("bundled settings: " + "  ".join(f"{k} {v:.3f}" for k, v in bundled.items()))
     rows = []
     for values in itertools.product(*grid.values()):
         setting = dict(zip(grid, values, strict=True))
-        rows.append((setting, score(cases, harmonizer, with_setting(harmonizer.decoding, setting))))
+        rows.append((setting, score(cases, harmonizer, with_setting(harmonizer.decoding, setting), args.harmonic_rhythm)))
     rows.sort(key=lambda r: -r[1]["acc_pop909"])
     cols = [c for c in ("acc_pop909", "acc_cl", "CHE") if c in rows[0][1]]
     print("| " + " | ".join(grid) + " | " + " | ".join(cols) + " |")

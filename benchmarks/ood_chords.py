@@ -93,7 +93,7 @@ class Beat:
 
 @dataclass
 class Piece:
-    corpus: str  # "chorales" | "lead sheets" | "folk"
+    corpus: str  # "chorales" | "lead sheets" | "ABC lead sheets" | "folk"
     name: str
     meter: str  # first time signature, "6/8"
     beats_per_bar: int  # music21's beat count of that meter (6/8: 2)
@@ -373,6 +373,24 @@ def select_chorales(n: int, seed: int, skipped: list, which: str = "all") -> lis
     return take(paths, n, lambda p: chorale_piece(parse(p), Path(p).name), skipped)
 
 
+def select_abc(paths: Sequence[Path], n: int, seed: int, skipped: list, which: str = "held-out") -> list[Piece]:
+    """Up to ``n`` lead sheets from ABC files of your own (``--abc``, e.g. the Nottingham Music Database's
+    tunes, ``ABC_cleaned/`` of github.com/jukedeck/nottingham-dataset): tunes with chord symbols, the
+    ``held-out`` third by ``held_out`` on ``file#number`` (or the ``train`` rest, or ``all``)."""
+    files = sorted({f for p in paths for f in ([p] if p.is_file() else sorted(p.rglob("*.abc")))})
+    tunes = [t for f in files for t in abc_tunes(f) if t.chords]
+    if which != "all":
+        tunes = [t for t in tunes if held_out(t.name) == (which == "held-out")]
+
+    def make(t):
+        piece = leadsheet_piece(parse(t.path, t.number), t.name)
+        if piece is not None:
+            piece.corpus = "ABC lead sheets"
+        return piece
+
+    return take(seeded_order(tunes, seed), n, make, skipped)
+
+
 def select_tunes(n: int, seed: int, skipped: list) -> tuple[list[Piece], list[Piece]]:
     """``(lead sheets, folk)``: up to ``n`` tunes with chord symbols, and ``n`` without, evenly over the
     meter groups (a group short of tunes leaves its share unused)."""
@@ -441,10 +459,11 @@ def read_like_harmonize(path: Path, pickup_steps: int | None = None) -> tuple[So
 System = Callable[[Song], list[ChordSpan]]
 
 
-def stripe_system(harmonizer) -> System:
+def stripe_system(harmonizer, harmonic_rhythm: str = "auto") -> System:
     from harmonize.pipeline import HarmonizeOptions
 
-    return lambda song: harmonizer(song, HarmonizeOptions(accompaniment=False)).chords
+    options = HarmonizeOptions(accompaniment=False, harmonic_rhythm=harmonic_rhythm)
+    return lambda song: harmonizer(song, options).chords
 
 
 def hmm_system(song: Song) -> list[ChordSpan]:
@@ -600,7 +619,7 @@ def summarize(rows: list[dict]) -> dict:
 def group_rows(rows: list[dict]) -> dict[str, list[dict]]:
     """Group name -> its pieces: each corpus whole, then per meter group (in ``METER_GROUPS`` order)."""
     out: dict[str, list[dict]] = {}
-    for corpus in ("chorales", "lead sheets", "folk"):
+    for corpus in ("chorales", "lead sheets", "ABC lead sheets", "folk"):
         mine = [r for r in rows if r["corpus"] == corpus]
         if not mine:
             continue
@@ -660,6 +679,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--max-chorales", type=int, default=400, help="at most this many 4-part chorales of --chorales")
     ap.add_argument("--chorales", choices=CHORALE_SETS, default="held-out",
                     help="held-out: the third no model is trained on (default); train: the others; all")
+    ap.add_argument("--abc", type=Path, nargs="*", default=[],
+                    help="ABC files or folders of lead sheets with chord symbols (e.g. the Nottingham dataset)")
+    ap.add_argument("--abc-tunes", choices=CHORALE_SETS, default="held-out", help="which of --abc's tunes")
+    ap.add_argument("--max-abc", type=int, default=300, help="at most this many --abc tunes")
+    ap.add_argument("--harmonic-rhythm", choices=("auto", "bar", "half", "beat"), default="auto",
+                    help="stripe harmonize --harmonic-rhythm for stripe's chords")
     ap.add_argument("--max-tunes", type=int, default=200,
                     help="at most this many lead sheets, and this many melody-only folk tunes (split over meters)")
     ap.add_argument("--seed", type=int, default=0, help="which fixed sample of the sorted corpus files")
@@ -684,11 +709,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     from harmonize.pipeline import Harmonizer
 
     harmonizer = Harmonizer.load(args.model, device="cpu")  # the loader of stripe eval --end-to-end
-    systems = {"stripe": stripe_system(harmonizer), "hmm": hmm_system}
+    systems = {"stripe": stripe_system(harmonizer, args.harmonic_rhythm), "hmm": hmm_system}
     skipped: list[dict] = []
     pieces = select_chorales(args.max_chorales, args.seed, skipped, args.chorales)
     leads, folk = select_tunes(args.max_tunes, args.seed, skipped)
     pieces += leads + folk
+    if args.abc:
+        pieces += select_abc(args.abc, args.max_abc, args.seed, skipped, args.abc_tunes)
     print(f"  {len(pieces)} pieces read from music21's corpus in {time.perf_counter() - t0:.0f} s "
           f"({len(skipped)} items skipped)", file=sys.stderr, flush=True)
     rows = []

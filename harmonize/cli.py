@@ -121,8 +121,8 @@ def harmonize(
     temperature: float = typer.Option(
         0.0, "--temperature", min=0.0, help="0 picks the most likely chords; higher samples more adventurous ones."),
     harmonic_rhythm: str = typer.Option(
-        "auto", "--harmonic-rhythm", help="Where chords may change: auto (the model decides), bar (at most one "
-        "chord a bar), half (also mid-bar), beat."),
+        "auto", "--harmonic-rhythm", help="Where chords may change: bar (at most one chord a bar), half (also "
+        "mid-bar: songs, lead sheets), beat (any beat: hymns); auto picks half, or beat for a hymn-like tune in four."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same file."),
     candidates: int = typer.Option(
         1, "--candidates", min=1, max=64, help="Write N alternatives (out-1.mid, out-2.mid, ...)."),

@@ -26,7 +26,7 @@ class HarmonizeOptions:
     seed: int = 0
     density: float = 1.0  # accompaniment note odds multiplier
     accompaniment: bool = True
-    harmonic_rhythm: str = "auto"  # where chords may change: auto (the model decides), bar, half, beat
+    harmonic_rhythm: str = "auto"  # where chords may change: auto (half, or beat for a hymn tune), bar, half, beat
 
 
 @dataclass
@@ -228,10 +228,12 @@ class Harmonizer:
                harmonic_rhythm: str = "auto") -> list[ChordSpan]:
         """Chords from ``chord_posteriors``' output with the model folder's decoding settings (``decoding``
         overrides them: the decoder sweep of ``benchmarks/decoder_sweep.py`` runs through here)."""
-        from .decode import change_points
+        from .decode import auto_harmonic_rhythm, change_points
 
         d = self.decoding if decoding is None else decoding
         grid = song.grid
+        if harmonic_rhythm == "auto":
+            harmonic_rhythm = auto_harmonic_rhythm(song.melody, grid.beat_starts, grid.bar_starts)
         allowed = change_points(harmonic_rhythm, grid.beat_starts, grid.bar_starts, melody_span(song.melody))
         return decode_chords(
             logp, grid.beat_starts, grid.bar_starts, song.n_steps, key=key,

@@ -219,8 +219,7 @@ def test_change_points_follow_the_meter_and_the_melody_span():
     from harmonize.decode import change_points
 
     g = grid(2)  # 4/4, beats every 4 steps
-    assert change_points("auto", g.beat_starts, g.bar_starts) is None
-    assert change_points("beat", g.beat_starts, g.bar_starts).all()
+    assert change_points("beat", g.beat_starts, g.bar_starts) is None  # no constraint
     assert change_points("bar", g.beat_starts, g.bar_starts).tolist() == [1, 0, 0, 0] * 2
     assert change_points("half", g.beat_starts, g.bar_starts).tolist() == [1, 0, 1, 0] * 2
     waltz = Grid(np.arange(25) * 0.125, [0, 12], list(range(0, 24, 4)))  # 3/4: no middle beat
@@ -228,8 +227,23 @@ def test_change_points_follow_the_meter_and_the_melody_span():
     # the melody starting on beat 2 and ending within beat 3 of bar 2: both may change, so N can end / begin
     span = change_points("bar", g.beat_starts, g.bar_starts, span=(5, 26))
     assert span.tolist() == [1, 1, 1, 0, 1, 0, 1, 1]
-    with pytest.raises(ValueError):
-        change_points("weekly", g.beat_starts, g.bar_starts)
+    for bad in ("weekly", "auto"):  # auto is resolved first (auto_harmonic_rhythm)
+        with pytest.raises(ValueError):
+            change_points(bad, g.beat_starts, g.bar_starts)
+
+
+def test_auto_harmonic_rhythm_reads_hymn_tunes_in_four_and_songs():
+    from harmonize.decode import auto_harmonic_rhythm
+
+    g = grid(4)  # 4/4
+    hymn = [Note(s, s + 4, 60 + s % 7) for s in range(0, 64, 4)]  # a quarter note on every beat
+    assert auto_harmonic_rhythm(hymn, g.beat_starts, g.bar_starts) == "beat"
+    song = [Note(s, s + 2 + (s % 3), 60) for s in range(0, 64, 3)]  # syncopated, off the beat
+    assert auto_harmonic_rhythm(song, g.beat_starts, g.bar_starts) == "half"
+    waltz = Grid(np.arange(49) * 0.125, list(range(0, 48, 12)), list(range(0, 48, 4)))
+    quarters = [Note(s, s + 4, 60) for s in range(0, 48, 4)]  # a waltz in quarters: one chord a bar
+    assert auto_harmonic_rhythm(quarters, waltz.beat_starts, waltz.bar_starts) == "half"
+    assert auto_harmonic_rhythm(hymn[:3], g.beat_starts, g.bar_starts) == "beat"  # too few notes to judge
 
 
 @pytest.mark.parametrize("learnt", [False, True])
