@@ -162,12 +162,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import sys
+    from harmonize.errors import run_script
 
-    from harmonize.errors import StripeError
-
-    try:
-        main()
-    except StripeError as e:  # e.g. --json-out exists without --force: one line, not a traceback
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

@@ -743,10 +743,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    from harmonize.errors import StripeError
+    from harmonize.errors import run_script
 
-    try:
-        main()
-    except StripeError as e:  # e.g. --json-out exists without --force: one line, not a traceback
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

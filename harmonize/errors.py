@@ -17,3 +17,15 @@ class StripeError(Exception):
         self.path = None if path is None else str(path)
         self.message = message
         super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+def run_script(main, *args) -> None:
+    """Run a script's ``main`` as the CLI runs a command: a ``StripeError`` (an existing ``--json-out``
+    without ``--force``, a missing folder) is one line on stderr and exit 2, not a traceback."""
+    import sys
+
+    try:
+        main(*args)
+    except StripeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
