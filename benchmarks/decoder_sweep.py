@@ -18,7 +18,6 @@ import argparse
 import itertools
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -49,24 +48,13 @@ def with_setting(decoding: dict, setting: dict) -> dict:
 def prepare(song_dir: Path, harmonizer, variant: str, workdir: Path, cl_root: Path | None):
     """One val song read from a melody-only file as `stripe harmonize` reads it, with its chord-stage
     output: (song, key, logp, bar_rep, file grid in annotated seconds, annotated song, references)."""
-    from harmonize.commands import read_input_song
-    from harmonize.data.pop909 import load_song_cached, read_beats
-    from harmonize.end_to_end import write_grid_melody, write_raw_melody
-    from harmonize.pickup import apply_pickup
+    from harmonize.data.pop909 import load_song_cached
+    from harmonize.end_to_end import read_variant
     from harmonize.structure import chords_per_step, estimate_key
 
     sid = song_dir.name
     annotated = load_song_cached(song_dir)
-    path = workdir / f"{sid}-{variant}.mid"
-    timing = None
-    if variant == "grid":
-        beat_times, bar_flags, beats_per_bar = read_beats(song_dir / "beat_midi.txt")
-        timing = write_grid_melody(song_dir / f"{sid}.mid", beat_times, bar_flags, beats_per_bar, path)
-    else:
-        write_raw_melody(song_dir / f"{sid}.mid", path)
-    song = apply_pickup(read_input_song(path), None)[0]  # the grid and bar lines `stripe harmonize` uses
-    file_grid = song.grid if timing is None else \
-        replace(song.grid, step_times=timing.to_annotated_seconds(song.grid.step_times))
+    song, file_grid = read_variant(song_dir, variant, workdir)  # as `stripe eval --end-to-end` reads it
     key = estimate_key(song)
     logp, bar_rep = harmonizer.chord_posteriors(song, key)
     refs = {"pop909": chords_per_step(annotated.chords, annotated.n_steps)}

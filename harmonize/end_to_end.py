@@ -181,6 +181,30 @@ def chords_per_annotated_step(spans: Sequence[ChordSpan], grid: Grid, annotated:
 # ------------------------------------------------------------------------------------------ the eval
 
 
+def read_variant(song_dir: Path, variant: str, workdir: Path, grid: str = "auto") -> tuple[Song, Grid]:
+    """One song's melody-only file of ``variant`` (written to ``workdir``), read exactly as `stripe harmonize`
+    reads it (its grid, then its bar lines: an upbeat), and that grid in the annotations' seconds (the grid
+    file was re-timed: mapped back) for scoring against the annotated beats."""
+    from .commands import read_input_song
+    from .data.pop909 import read_beats
+    from .pickup import apply_pickup
+
+    song_dir = Path(song_dir)
+    midi_path = song_dir / f"{song_dir.name}.mid"
+    path = Path(workdir) / f"{song_dir.name}-{variant}.mid"
+    timing = None
+    if variant == "raw":
+        write_raw_melody(midi_path, path)
+    elif variant == "grid":
+        timing = write_grid_melody(midi_path, *read_beats(song_dir / "beat_midi.txt"), path)
+    else:
+        raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
+    song = apply_pickup(read_input_song(path, grid=grid), None)[0]
+    file_grid = song.grid if timing is None else \
+        replace(song.grid, step_times=timing.to_annotated_seconds(song.grid.step_times))
+    return song, file_grid
+
+
 def evaluate_song(song_dir: Path, annotated: Song, harmonizer, variants: Sequence[str] = VARIANTS,
                   systems: Sequence[str] = SYSTEMS, workdir: Path | None = None, grid: str = "auto",
                   reference: list[ChordSpan] | None = None) -> dict:
@@ -188,36 +212,18 @@ def evaluate_song(song_dir: Path, annotated: Song, harmonizer, variants: Sequenc
     folder; ``annotated`` is its loaded ``Song``; ``grid`` is ``stripe harmonize --grid``; ``reference``: the
     chords to score against, on the annotated grid (default: the song's own, ``chord_midi.txt``)."""
     from .baseline import harmonize_baseline
-    from .commands import read_input_song
-    from .data.pop909 import read_beats
     from .metrics import harmonization_metrics, melody_per_step
-    from .pickup import apply_pickup
     from .pipeline import HarmonizeOptions
     from .structure import chords_per_step, estimate_key
 
-    song_dir = Path(song_dir)
-    midi_path = song_dir / f"{song_dir.name}.mid"
     melody = melody_per_step(annotated.melody, annotated.n_steps)
     ref = chords_per_step(annotated.chords if reference is None else reference, annotated.n_steps)
-    beat_times, bar_flags, beats_per_bar = read_beats(song_dir / "beat_midi.txt")
     out: dict = {}
     sources: dict[str, str] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for variant in variants:
-            path = Path(tmp) / f"{song_dir.name}-{variant}.mid"
-            timing = None
-            if variant == "raw":
-                write_raw_melody(midi_path, path)
-            elif variant == "grid":
-                timing = write_grid_melody(midi_path, beat_times, bar_flags, beats_per_bar, path)
-            else:
-                raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
-            # exactly what `stripe harmonize` reads from this file: its grid, then its bar lines (an upbeat)
-            song = apply_pickup(read_input_song(path, grid=grid), None)[0]
+            song, file_grid = read_variant(song_dir, variant, Path(tmp), grid)
             sources[variant] = song.grid_source
-            # the file's grid in the annotations' seconds (the grid file was re-timed: map it back)
-            file_grid = song.grid if timing is None else \
-                replace(song.grid, step_times=timing.to_annotated_seconds(song.grid.step_times))
             rows = {}
             for system in systems:
                 if system == "model":
