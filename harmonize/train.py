@@ -729,10 +729,11 @@ def check_init(cfg: TrainConfig) -> Path:
 
 
 def init_weights(net, cfg: TrainConfig) -> None:
-    """Load ``cfg.init``'s weights into ``net`` (strict): fine-tuning starts from a trained model."""
+    """Load ``cfg.init``'s weights into ``net`` (strict): fine-tuning starts from a trained model. ``train``
+    has run ``check_init`` on it before reading any data."""
     from .model.checkpoint import load_model
 
-    net.load_state_dict(load_model(check_init(cfg)).state_dict(), strict=True)
+    net.load_state_dict(load_model(init_stage_folder(cfg)).state_dict(), strict=True)
 
 
 def val_score(rec: dict) -> float:
