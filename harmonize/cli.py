@@ -152,11 +152,9 @@ def harmonize(
                    density=density, force=force, chords_only=chords_only, no_accompaniment=no_accompaniment,
                    ignore_file_chords=ignore_file_chords, pickup=pickup, grid=grid, harmonic_rhythm=harmonic_rhythm)
     from .batch import is_batch
-    from .decode import HARMONIC_RHYTHMS
+    from .decode import check_harmonic_rhythm
 
-    if harmonic_rhythm not in HARMONIC_RHYTHMS:  # checked once, before any file is read
-        raise StripeError(f"must be one of {', '.join(HARMONIC_RHYTHMS)}, not {harmonic_rhythm!r}",
-                          "--harmonic-rhythm")
+    check_harmonic_rhythm(harmonic_rhythm)  # before any file of a batch is read: one error, not one per file
     failures: list[str] = []
     if is_batch(midi):
         from .batch import run_batch

@@ -68,11 +68,9 @@ def run_harmonize(
 
     if candidates < 1:
         raise StripeError("--candidates must be at least 1")
-    from .decode import HARMONIC_RHYTHMS
+    from .decode import check_harmonic_rhythm
 
-    if harmonic_rhythm not in HARMONIC_RHYTHMS:
-        raise StripeError(f"must be one of {', '.join(HARMONIC_RHYTHMS)}, not {harmonic_rhythm!r}",
-                          "--harmonic-rhythm")
+    check_harmonic_rhythm(harmonic_rhythm)
     if temperature < 0:
         raise StripeError("--temperature must be 0 or more")
     if density <= 0:

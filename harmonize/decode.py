@@ -134,6 +134,15 @@ def decode_chords(
 
 
 HARMONIC_RHYTHMS = ("auto", "bar", "half", "beat")
+
+
+def check_harmonic_rhythm(value: str) -> str:
+    """``--harmonic-rhythm``'s value, or a one-line ``StripeError`` naming the flag."""
+    if value not in HARMONIC_RHYTHMS:
+        from .errors import StripeError
+
+        raise StripeError(f"must be one of {', '.join(HARMONIC_RHYTHMS)}, not {value!r}", "--harmonic-rhythm")
+    return value
 HYMN_QUARTER_SHARE = 0.6  # of the melody's notes a beat long, above which a melody in 4 reads as a hymn tune
 
 
