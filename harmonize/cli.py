@@ -217,6 +217,8 @@ def train(
     extra_repeat: int = typer.Option(1, "--extra-repeat", help="chord-beat: use each --extra-data training song this "
                                      "many times per epoch (a small style corpus next to a big one)."),
     aux_weight: float = typer.Option(0.5, "--aux-weight", help="chord-beat: weight of the piano bass/chroma heads."),
+    local_kernel: int = typer.Option(1, "--local-kernel", help="Input convolution over this many neighbouring tokens "
+                                     "(odd; needs --bidirectional; 1: a plain projection). --init may start from a 1."),
     hop_bars: int = typer.Option(4, "--hop-bars", help="Bars between training windows."),
     d_ff: int = typer.Option(256, "--d-ff"),
     bars: int = typer.Option(16, "--bars", help="Training window length in bars."),
@@ -265,7 +267,7 @@ def train(
         bridge_dropout=bridge_dropout, curriculum_steps=curriculum_steps, curriculum_min=curriculum_min,
         warmup_steps=warmup_steps, lr_decay=lr_decay, grad_clip=grad_clip, seed=seed,
         device=device, checkpoint_every=checkpoint_every, threads=threads, precision=precision,
-        compile=compile_, init=init,
+        compile=compile_, init=init, local_kernel=local_kernel,
     )
     explicit = {k for k in cli_values
                 if getattr(ctx.get_parameter_source(_param_name(k)), "name", "") == "COMMANDLINE"}

@@ -81,12 +81,17 @@ class TrainConfig:
     window_jitter: bool = False  # chord-beat: cut the songs into windows at other bars every epoch
     extra_repeat: int = 1  # chord-beat: how many times each extra training song is used per epoch
     init: str | None = None  # start from this model's weights (fine-tuning); same architecture required
+    local_kernel: int = 1  # > 1: the input projection convolves this many neighbouring tokens (non-causal)
 
     def __post_init__(self):
         _check_fields(self)
         if self.stage not in STAGES:
             raise StripeError(f"stage must be one of {', '.join(STAGES)}, not {self.stage!r}")
         self.inputs = tuple(self.inputs)
+        if self.local_kernel % 2 == 0:
+            raise StripeError(f"local_kernel must be odd (a window centred on the token), not {self.local_kernel}")
+        if self.local_kernel > 1 and self.causal:
+            raise StripeError("local_kernel > 1 sees the tokens after each one: it needs --bidirectional")
 
 
 # (low, high) of every number in TrainConfig: a config file or a flag outside these is a user error, caught
@@ -99,6 +104,7 @@ _RANGES = {
     "chroma_noise": (0.0, 1.0), "bridge_dropout": (0.0, 1.0), "seed": (0, 2**63 - 1),
     "checkpoint_every": (1, 10**9), "log_every": (1, 10**9), "max_steps": (0, 10**12), "max_minutes": (0.0, 1e7),
     "max_songs": (0, 10**7), "val_max_songs": (0, 10**7), "threads": (0, 4096), "extra_repeat": (1, 1000),
+    "local_kernel": (1, 255),
 }
 
 
@@ -166,6 +172,7 @@ def model_config_for(cfg: TrainConfig):
         position_dim=1 if beat else position_dim(cfg.context),
         feature_map=cfg.feature_map,
         causal=cfg.causal,
+        local_kernel=cfg.local_kernel,
     )
 
 
@@ -715,12 +722,15 @@ def init_stage_folder(cfg: TrainConfig) -> Path:
 
 def check_init(cfg: TrainConfig) -> Path:
     """``cfg.init``'s stage folder, once its config says it has the architecture this run builds (dropout
-    alone may differ): checked from config.json before any data is read or anything is written."""
+    alone may differ, and a plain input projection may grow into a ``local_kernel`` convolution):
+    checked from config.json before any data is read or anything is written."""
     from .model.checkpoint import read_config
 
     folder = init_stage_folder(cfg)
     have = dataclasses.replace(read_config(folder)[0], dropout=0.0)
     want = dataclasses.replace(model_config_for(cfg), dropout=0.0)
+    if have.local_kernel == 1:
+        have = dataclasses.replace(have, local_kernel=want.local_kernel)
     if want != have:
         diff = [f"{f.name} {getattr(have, f.name)!r} (run: {getattr(want, f.name)!r})"
                 for f in dataclasses.fields(want) if getattr(want, f.name) != getattr(have, f.name)]
@@ -733,7 +743,14 @@ def init_weights(net, cfg: TrainConfig) -> None:
     has run ``check_init`` on it before reading any data."""
     from .model.checkpoint import load_model
 
-    net.load_state_dict(load_model(init_stage_folder(cfg)).state_dict(), strict=True)
+    state = load_model(init_stage_folder(cfg)).state_dict()
+    conv = net.state_dict()["inp.weight"]
+    if conv.dim() == 3 and state["inp.weight"].dim() == 2:
+        # a plain projection grows into the centre tap of the convolution: the same function to start from
+        widened = torch.zeros_like(conv)
+        widened[:, :, conv.shape[-1] // 2] = state["inp.weight"]
+        state["inp.weight"] = widened
+    net.load_state_dict(state, strict=True)
 
 
 def val_score(rec: dict) -> float:

@@ -181,6 +181,18 @@ def test_init_starts_from_a_trained_model_and_checks_the_architecture(folder, tm
                               "--d-model", "32", "--init", str(first / "final")])
     assert bad.exit_code == 2 and "--init" in bad.stderr and "d_model" in bad.stderr
     assert not (tmp_path / "bad").exists()  # refused before the run folder is made
+    # a plain input projection grows into the centre tap of a --local-kernel convolution: the same model
+    widened = tmp_path / "widened"
+    result = runner.invoke(app, ["train", "--data", str(folder), "--out", str(widened), *BEAT, *tiny_lr,
+                                 "--local-kernel", "3", "--init", str(first / "final")])
+    assert result.exit_code == 0, result.stderr
+    conv = load_file(str(widened / "final" / "model.safetensors"))
+    assert conv["inp.weight"].shape == (*start["inp.weight"].shape, 3)
+    assert (conv["inp.weight"][..., 1] - start["inp.weight"]).abs().max() < 1e-6
+    assert conv["inp.weight"][..., [0, 2]].abs().max() < 1e-6
+    for flags, message in ((["--local-kernel", "4"], "odd"), (["--local-kernel", "3", "--stage", "chord"], "--bidirectional")):
+        bad = runner.invoke(app, ["train", "--data", str(folder), "--out", str(tmp_path / "bad3"), *TINY, *flags])
+        assert bad.exit_code == 2 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
     missing = runner.invoke(app, ["train", "--data", str(folder), "--out", str(tmp_path / "bad2"), *BEAT, *TINY,
                                   "--init", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "nowhere" in missing.stderr

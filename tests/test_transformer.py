@@ -83,6 +83,33 @@ def test_padding_mask_leaves_real_steps_unchanged(causal, attention):
             assert not torch.allclose(model(xp, pp)[:, :7], model(x, pos), atol=1e-4)
 
 
+def test_local_kernel_sees_neighbours_but_not_padding(tmp_path):
+    cfg = tiny(causal=False, local_kernel=3)
+    model = StructureTransformer(cfg).eval()
+    assert model.inp.weight.shape == (cfg.d_model, cfg.n_in, 3)
+    x, pos = batch(cfg, B=1, T=7)
+    xp, pp = torch.cat((x, 50 * torch.randn(1, 5, cfg.n_in)), 1), torch.cat((pos, pos[:, -5:] + 100), 1)
+    mask = torch.tensor([[True] * 7 + [False] * 5])
+    with torch.no_grad():  # the last real step's window reaches into the padding: zeroed, not leaked
+        torch.testing.assert_close(model(xp, pp, mask)[:, :7], model(x, pos), atol=1e-5, rtol=1e-5)
+        # the input embedding of a step changes with its neighbour's features and not with those 2 steps away
+        emb = lambda v: model._embed(v, pos)  # noqa: E731
+        moved = x.clone()
+        moved[0, 3] += 1.0
+        changed = (emb(moved) - emb(x)).abs().sum(-1)[0] > 1e-6
+        assert changed.tolist() == [False, False, True, True, True, False, False]
+    save_model(model, tmp_path / "m")
+    with torch.no_grad():
+        assert torch.equal(load_model(tmp_path / "m")(x, pos), model(x, pos))
+
+
+@pytest.mark.parametrize("bad, message", [(dict(local_kernel=4), "odd"), (dict(local_kernel=0), "odd"),
+                                          (dict(local_kernel=3, causal=True), "causal=False")])
+def test_local_kernel_config_is_checked(bad, message):
+    with pytest.raises(ValueError, match=message):
+        tiny(**bad)
+
+
 def test_softmax_reference_model_and_bf16_autocast():
     cfg = tiny(attention="softmax")
     x, pos = batch(cfg)

@@ -1,6 +1,6 @@
 """The structure-informed causal linear-attention transformer, all in one file (nanoGPT style).
 
-x [B,T,n_in] -> Linear -> (+ absolute PE) -> n_layers pre-LN blocks -> LayerNorm -> Linear -> logits.
+x [B,T,n_in] -> Linear (or a 1-D convolution over ``local_kernel`` steps) -> (+ absolute PE) -> n_layers pre-LN blocks -> LayerNorm -> Linear -> logits.
 Each block's attention projects q, k, v, applies the attention-side positional encoding (position.py)
 to q and k, then φ and the chunkwise linear attention (attention.py). Weights are shared between the
 parallel pass (training, scoring, prefill) and the recurrent ``step`` (token-by-token decoding).
@@ -47,6 +47,10 @@ class ModelConfig:
     attention: str = "linear"  # linear|softmax (softmax = exact O(T²) reference)
     causal: bool = True
     chunk_size: int = 64
+    # > 1: the input projection is a convolution over this many neighbouring steps (odd; non-causal only).
+    # Linear attention blurs position: it is weak at the sharp local focus that melody-to-chord needs
+    # (the notes of the beats around a chord say most about it), so a local window is added at the input.
+    local_kernel: int = 1
 
     def __post_init__(self):
         problems = []
@@ -62,6 +66,10 @@ class ModelConfig:
             problems.append(f"{self.pe} needs an even head dim, got {self.d_model // self.n_heads}")
         if self.pe == "ape" and self.d_model % 2:
             problems.append("ape needs an even d_model")
+        if self.local_kernel < 1 or self.local_kernel % 2 == 0:
+            problems.append(f"local_kernel must be an odd number >= 1, got {self.local_kernel}")
+        elif self.local_kernel > 1 and self.causal:
+            problems.append("local_kernel > 1 needs causal=False (a step would see the steps after it)")
         for name in ("n_in", "n_out", "d_model", "n_heads", "n_layers", "d_ff", "position_dim", "n_freqs",
                      "n_features", "chunk_size"):
             if getattr(self, name) < 1:
@@ -150,7 +158,8 @@ class StructureTransformer(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.inp = nn.Linear(config.n_in, config.d_model)
+        k = config.local_kernel
+        self.inp = nn.Linear(config.n_in, config.d_model) if k == 1 else nn.Conv1d(config.n_in, config.d_model, k, padding=k // 2)
         self.ape = AbsolutePE(config.d_model, config.position_dim) if config.pe == "ape" else None
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
@@ -163,8 +172,13 @@ class StructureTransformer(nn.Module):
             raise ValueError(f"expected x [..., {c.n_in}] and positions [..., {c.position_dim}] with the same "
                              f"leading dims, got {tuple(x.shape)} and {tuple(positions.shape)}")
 
-    def _embed(self, x: Tensor, positions: Tensor) -> Tensor:
-        h = self.inp(x)
+    def _embed(self, x: Tensor, positions: Tensor, mask: Tensor | None = None) -> Tensor:
+        if isinstance(self.inp, nn.Conv1d):
+            if mask is not None:  # padding steps must not leak into the real steps beside them
+                x = x * mask[..., None].to(x.dtype)
+            h = self.inp(x.transpose(1, 2)).transpose(1, 2)
+        else:
+            h = self.inp(x)
         if self.ape is not None:
             h = h + self.ape(positions).to(h.dtype)
         return self.drop(h)
@@ -172,7 +186,7 @@ class StructureTransformer(nn.Module):
     def forward(self, x: Tensor, positions: Tensor, mask: Tensor | None = None) -> Tensor:
         """x [B,T,n_in], positions [B,T,position_dim], mask [B,T] (True = real step) -> [B,T,n_out]."""
         self._check(x, positions)
-        h = self._embed(x, positions)
+        h = self._embed(x, positions, mask)
         for block in self.blocks:
             h = block(h, positions, mask)
         return self.head(self.ln_f(h))
@@ -181,7 +195,7 @@ class StructureTransformer(nn.Module):
         """Parallel pass that also returns the recurrent state after the last step (causal linear only)."""
         self._require_recurrent()
         self._check(x, positions)
-        h = self._embed(x, positions)
+        h = self._embed(x, positions, mask)
         states = []
         for block in self.blocks:
             h, s = block(h, positions, mask, return_state=True)
