@@ -38,8 +38,8 @@ def with_setting(decoding: dict, setting: dict) -> dict:
     out = dict(decoding)
     for k, v in setting.items():
         if k == "transitions_weight":
-            if out.get("transitions") is not None:
-                out["transitions"] = {**out["transitions"], "weight": v}
+            if out.get("transitions") is not None:  # 0: decode without them (the hand-set penalties)
+                out["transitions"] = {**out["transitions"], "weight": v} if v else None
         else:
             out[k] = v
     return out

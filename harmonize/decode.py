@@ -295,6 +295,8 @@ def load_transitions(path) -> dict:
         raise StripeError(f"not a {TRANSITIONS_FORMAT} file", path)
     try:
         out = {"format": TRANSITIONS_FORMAT, "weight": float(raw.get("weight", 1.0))}
+        if not 0.0 < out["weight"] <= 100.0:  # 0 x the -inf of a forbidden move is NaN: no file means no weight
+            raise ValueError(f"weight must be in (0, 100], not {out['weight']}; remove the file to go without")
         for mode in ("major", "minor"):
             m = np.asarray(raw[mode], dtype=np.float64)
             if m.shape != (N_CLASSES, N_CLASSES) or not np.all(np.isfinite(m)) or (m < 0).any():

@@ -2,6 +2,7 @@
 cadences, per-beat input."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +119,11 @@ def test_bad_transitions_file_is_one_line_error(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(StripeError, match="unreadable"):
         load_transitions(bad)
+    good = json.loads((Path(__file__).parents[1] / "models" / "pop909-beat" / "transitions.json").read_text())
+    for weight in (0, -1, float("nan"), 1e9):
+        bad.write_text(json.dumps(good | {"weight": weight}))
+        with pytest.raises(StripeError, match="weight must be in"):
+            load_transitions(bad)
 
 
 def test_final_note_cadences_on_the_tonic():
