@@ -1,6 +1,7 @@
 """The structure-informed causal linear-attention transformer, all in one file (nanoGPT style).
 
-x [B,T,n_in] -> Linear (or a 1-D convolution over ``local_kernel`` steps) -> (+ absolute PE) -> n_layers pre-LN blocks -> LayerNorm -> Linear -> logits.
+x [B,T,n_in] -> Linear (or a 1-D convolution over ``local_kernel`` steps) -> (+ absolute PE) -> n_layers
+pre-LN blocks -> LayerNorm -> Linear -> logits.
 Each block's attention projects q, k, v, applies the attention-side positional encoding (position.py)
 to q and k, then φ and the chunkwise linear attention (attention.py). Weights are shared between the
 parallel pass (training, scoring, prefill) and the recurrent ``step`` (token-by-token decoding).
@@ -159,7 +160,8 @@ class StructureTransformer(nn.Module):
         super().__init__()
         self.config = config
         k = config.local_kernel
-        self.inp = nn.Linear(config.n_in, config.d_model) if k == 1 else nn.Conv1d(config.n_in, config.d_model, k, padding=k // 2)
+        self.inp = (nn.Linear(config.n_in, config.d_model) if k == 1
+                    else nn.Conv1d(config.n_in, config.d_model, k, padding=k // 2))
         self.ape = AbsolutePE(config.d_model, config.position_dim) if config.pe == "ape" else None
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
