@@ -31,7 +31,8 @@ with ``--grid auto``, then ``pickup.apply_pickup``: detected, or ``--pickup nota
 upbeat as a user who knows it would). Both systems get that song: stripe = ``Harmonizer.load(--model)``
 (default: the bundled model) with ``HarmonizeOptions(accompaniment=False)``; HMM =
 ``baseline.harmonize_baseline`` as ``end_to_end.evaluate_song`` calls it (key from
-``structure.estimate_key``, the key stripe uses too). Each reference beat takes the predicted chord heard
+``structure.estimate_key``, the key stripe uses too; ``--key reference`` gives both the score's reference key
+instead, an oracle figure that says how much a better key estimate could add). Each reference beat takes the predicted chord heard
 over most of it (``end_to_end.chords_per_annotated_step``) and ``metrics.chord_accuracy`` compares root
 and root + major/minor (N is a label of its own: stripe's N outside the melody counts as wrong).
 
@@ -456,24 +457,27 @@ def read_like_harmonize(path: Path, pickup_steps: int | None = None) -> tuple[So
     return song, steps
 
 
-System = Callable[[Song], list[ChordSpan]]
+System = Callable[[Song, Key], list[ChordSpan]]  # (song, its key) -> chords
 
 
 def stripe_system(harmonizer, harmonic_rhythm: str = "auto") -> System:
+    """``stripe harmonize``'s chords; the key is the one ``estimate_key`` gives (what the harmonizer finds by
+    itself) unless ``--key reference`` passes the score's, as ``--key`` would."""
+    from dataclasses import replace
+
     from harmonize.pipeline import HarmonizeOptions
 
     options = HarmonizeOptions(accompaniment=False, harmonic_rhythm=harmonic_rhythm)
-    return lambda song: harmonizer(song, options).chords
+    return lambda song, key: harmonizer(song, replace(options, key=key)).chords
 
 
-def hmm_system(song: Song) -> list[ChordSpan]:
-    """The baseline exactly as ``end_to_end.evaluate_song`` calls it."""
+def hmm_system(song: Song, key: Key) -> list[ChordSpan]:
+    """The baseline exactly as ``end_to_end.evaluate_song`` calls it (there: the key from ``estimate_key``)."""
     from harmonize.baseline import harmonize_baseline
     from harmonize.metrics import melody_per_step
-    from harmonize.structure import estimate_key
 
     return harmonize_baseline(melody_per_step(song.melody, song.n_steps), song.grid.beat_starts, song.n_steps,
-                              key=estimate_key(song), bar_starts=song.grid.bar_starts)
+                              key=key, bar_starts=song.grid.bar_starts)
 
 
 # ------------------------------------------------------------------------------------------ scoring
@@ -532,10 +536,11 @@ def melody_fit(song: Song, spans: Sequence[ChordSpan]) -> dict:
 
 
 def evaluate_piece(piece: Piece, systems: dict[str, System], bpm: float = 100.0, pickup: str = "detect",
-                   workdir: Path | None = None) -> dict:
+                   workdir: Path | None = None, key: str = "estimated") -> dict:
     """Write the melody, read it as ``stripe harmonize`` does, run every system, score per reference beat.
     ``pickup``: ``detect`` (stripe's default) or ``notated`` (``--pickup`` with the score's upbeat, as a
-    user who knows it would type)."""
+    user who knows it would type). ``key``: every system gets ``estimate_key``'s key (``estimated``, what
+    users get) or the score's reference key where it has one (``reference``: an oracle figure)."""
     from harmonize.structure import estimate_key
 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
@@ -544,19 +549,20 @@ def evaluate_piece(piece: Piece, systems: dict[str, System], bpm: float = 100.0,
         notated = round(piece.pickup * STEPS_PER_QUARTER) if pickup == "notated" else None
         song, pickup_steps = read_like_harmonize(path, notated)
     beats = beat_grid_seconds(piece, bpm)
+    est = estimate_key(song)
+    given = piece.key if key == "reference" and piece.key is not None else est
     preds, fit = {}, {}
     for name, system in systems.items():
-        spans = system(song)
+        spans = system(song, given)
         preds[name] = per_beat(spans, song, beats)
         fit[name] = melody_fit(song, spans)
     row = score_beats([b.chord for b in piece.beats], preds, piece.beats_per_bar, piece.has_reference)
-    est = estimate_key(song)
     row.update({
         "corpus": piece.corpus, "name": piece.name, "meter": piece.meter, "bars": piece.bars, "fit": fit,
         "grid": song.grid_source, "stripe_beats_per_bar": _beats_per_bar(song.grid),
         "pickup_notated": round(piece.pickup * STEPS_PER_QUARTER), "pickup_read": pickup_steps,
         "key_ref": piece.key.name if piece.key else None, "key_est": est.name,
-        "key_ok": None if piece.key is None else est == piece.key,
+        "key_ok": None if piece.key is None else est == piece.key, "key_given": given.name,
     })
     return row
 
@@ -692,6 +698,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--bpm", type=float, default=100.0, help="tempo of the written melody files (quarters/min)")
     ap.add_argument("--pickup", choices=("detect", "notated"), default="detect",
                     help="detect the upbeat as stripe harmonize does, or pass the notated one as --pickup")
+    ap.add_argument("--key", choices=("estimated", "reference"), default="estimated",
+                    help="the key both systems get: estimated from the melody (default), or the score's "
+                         "(an oracle figure; pieces without one keep the estimate)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json-out", type=Path, default=None)
     ap.add_argument("--force", action="store_true", help="overwrite an existing --json-out")
@@ -721,7 +730,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     rows = []
     for i, piece in enumerate(pieces):
         try:
-            rows.append(evaluate_piece(piece, systems, bpm=args.bpm, pickup=args.pickup))
+            rows.append(evaluate_piece(piece, systems, bpm=args.bpm, pickup=args.pickup, key=args.key))
         except Exception as e:  # a piece stripe refuses is reported, not fatal
             skipped.append({"item": piece.name, "why": f"{type(e).__name__}: {e}"[:200]})
         if (i + 1) % 25 == 0:

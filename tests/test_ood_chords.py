@@ -1,6 +1,7 @@
 """``benchmarks/ood_chords.py``: reference chords from a chorale's voices and from a lead sheet's chord
 symbols, and the scoring through the ``stripe harmonize`` reading path, on tiny hand-made pieces."""
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -96,12 +97,12 @@ def test_abc_listing_reads_numbers_meters_and_chord_symbols(tmp_path):
 def reference_system(piece):
     """A system that answers the reference chords (on the file's 16th grid: one step = a quarter / 4)."""
     spans = [ChordSpan(round(b.start * 4), round(b.end * 4), b.chord or NO_CHORD) for b in piece.beats]
-    return lambda song: spans
+    return lambda song, key: spans
 
 
 def shifted_system(piece, semitones: int = 2):
-    spans = reference_system(piece)(None)
-    return lambda song: [ChordSpan(s.start, s.end, s.chord.transposed(semitones)) for s in spans[: len(spans) // 2]] \
+    spans = reference_system(piece)(None, None)
+    return lambda song, key: [ChordSpan(s.start, s.end, s.chord.transposed(semitones)) for s in spans[: len(spans) // 2]] \
         + spans[len(spans) // 2:]
 
 
@@ -119,6 +120,18 @@ def test_scoring_through_the_harmonize_reading_path(make, tmp_path):
     summary = ood.summarize([{**row, "stripe": row["right"], "hmm": row["wrong"],
                               "fit": {"stripe": row["fit"]["right"], "hmm": row["fit"]["wrong"]}}])
     assert summary["stripe"]["majmin"] == 1.0 and summary["diff_majmin"] > 0
+
+
+def test_reference_key_goes_to_every_system(tmp_path):
+    piece = ood.chorale_piece(tiny_chorale(), "tiny")
+    seen = []
+    systems = {"a": lambda song, key: seen.append(key) or reference_system(piece)(song, key)}
+    odd_key = Key(6, "minor")  # F# minor: no estimate of a C-major chorale gives it
+    piece = dataclasses.replace(piece, key=odd_key)
+    row = ood.evaluate_piece(piece, systems, workdir=tmp_path)
+    assert seen[-1] != odd_key and row["key_given"] == row["key_est"]  # the default: the melody's key
+    row = ood.evaluate_piece(piece, systems, workdir=tmp_path, key="reference")
+    assert seen[-1] == odd_key and row["key_given"] == odd_key.name and row["key_ok"] is False
 
 
 def test_both_real_systems_run_on_a_tiny_piece(model_dir, tmp_path):
