@@ -48,13 +48,13 @@ def beat_groups(annotated, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
 
 def song_counts(song_dir: Path, harmonizer, variant: str, labels: str, cl_root: Path | None, workdir: Path) -> dict:
     """``{system: [[correct, beats] per group]}`` for one val song (None without a usable reference)."""
-    from harmonize.baseline import harmonize_baseline
+    from harmonize.baseline import harmonize_song
     from harmonize.data.pop909 import load_song_cached
     from harmonize.end_to_end import chords_per_annotated_step, read_variant
     from harmonize.errors import StripeError
-    from harmonize.metrics import _label, melody_per_step
+    from harmonize.metrics import _label
     from harmonize.pipeline import HarmonizeOptions
-    from harmonize.structure import chords_per_step, estimate_key
+    from harmonize.structure import chords_per_step
 
     annotated = load_song_cached(song_dir)
     reference = annotated.chords
@@ -71,8 +71,7 @@ def song_counts(song_dir: Path, harmonizer, variant: str, labels: str, cl_root: 
     song, file_grid = read_variant(song_dir, variant, workdir)
     systems = {
         "stripe": harmonizer(song, HarmonizeOptions(accompaniment=False)).chords,
-        "hmm": harmonize_baseline(melody_per_step(song.melody, song.n_steps), song.grid.beat_starts, song.n_steps,
-                                  key=estimate_key(song), bar_starts=song.grid.bar_starts),
+        "hmm": harmonize_song(song),
     }
     starts, groups = beat_groups(annotated, len(ref))
     out = {}

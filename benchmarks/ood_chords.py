@@ -472,12 +472,10 @@ def stripe_system(harmonizer, harmonic_rhythm: str = "auto") -> System:
 
 
 def hmm_system(song: Song, key: Key) -> list[ChordSpan]:
-    """The baseline exactly as ``end_to_end.evaluate_song`` calls it (there: the key from ``estimate_key``)."""
-    from harmonize.baseline import harmonize_baseline
-    from harmonize.metrics import melody_per_step
+    """The baseline as ``end_to_end.evaluate_song`` calls it (there: the key from ``estimate_key``)."""
+    from harmonize.baseline import harmonize_song
 
-    return harmonize_baseline(melody_per_step(song.melody, song.n_steps), song.grid.beat_starts, song.n_steps,
-                              key=key, bar_starts=song.grid.bar_starts)
+    return harmonize_song(song, key)
 
 
 # ------------------------------------------------------------------------------------------ scoring

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .chords import NO_CHORD, QUALITY_INTERVALS, Chord
-from .song import ChordSpan, Key
+from .song import ChordSpan, Key, Song
 
 
 def _states(vocabulary: Sequence[str]) -> list[Chord]:
@@ -206,3 +206,14 @@ def harmonize_template(
         prev = c if c is not None else prev
         choice[i] = prev
     return _spans(beats, [states[c] for c in choice])
+
+
+def harmonize_song(song: Song, key: Key | None = None) -> list[ChordSpan]:
+    """The baseline on a song as read from a user's file: its melody, its grid, and ``key`` (default: the one
+    ``structure.estimate_key`` finds in the melody, the key stripe uses too). Every end-to-end comparison
+    with stripe calls it this way."""
+    from .metrics import melody_per_step
+    from .structure import estimate_key
+
+    return harmonize_baseline(melody_per_step(song.melody, song.n_steps), song.grid.beat_starts, song.n_steps,
+                              key=estimate_key(song) if key is None else key, bar_starts=song.grid.bar_starts)

@@ -11,7 +11,7 @@ each song of a split:
      constant tempo, the first annotated downbeat starting a bar (what a DAW or notation export gives);
 2. the file goes through exactly the code path of ``stripe harmonize``: ``commands.read_input_song``
    (the reader the CLI uses) and the ``Harmonizer`` the model folder describes, chords only; the HMM
-   baseline (``baseline.harmonize_baseline``) gets the same song (the file's grid, the key estimated
+   baseline (``baseline.harmonize_song``) gets the same song (the file's grid, the key estimated
    from the melody), never the annotations;
 3. the output chords, on the file's grid, are mapped to seconds and scored per *annotated* beat
    (``beat_midi.txt``): each annotated beat takes the predicted chord that covers most of it, and the
@@ -211,10 +211,10 @@ def evaluate_song(song_dir: Path, annotated: Song, harmonizer, variants: Sequenc
     """``{variant: {system: metrics}, "grid_source": {variant: "file" | "notes"}}`` for one POP909 song
     folder; ``annotated`` is its loaded ``Song``; ``grid`` is ``stripe harmonize --grid``; ``reference``: the
     chords to score against, on the annotated grid (default: the song's own, ``chord_midi.txt``)."""
-    from .baseline import harmonize_baseline
+    from .baseline import harmonize_song
     from .metrics import harmonization_metrics, melody_per_step
     from .pipeline import HarmonizeOptions
-    from .structure import chords_per_step, estimate_key
+    from .structure import chords_per_step
 
     melody = melody_per_step(annotated.melody, annotated.n_steps)
     ref = chords_per_step(annotated.chords if reference is None else reference, annotated.n_steps)
@@ -229,9 +229,7 @@ def evaluate_song(song_dir: Path, annotated: Song, harmonizer, variants: Sequenc
                 if system == "model":
                     spans = harmonizer(song, HarmonizeOptions(accompaniment=False)).chords
                 elif system == "baseline":
-                    spans = harmonize_baseline(melody_per_step(song.melody, song.n_steps), song.grid.beat_starts,
-                                               song.n_steps, key=estimate_key(song),
-                                               bar_starts=song.grid.bar_starts)
+                    spans = harmonize_song(song)
                 else:
                     raise ValueError(f"system must be one of {SYSTEMS}, not {system!r}")
                 pred = chords_per_annotated_step(spans, file_grid, annotated.grid)
