@@ -59,12 +59,10 @@ def song_counts(song_dir: Path, harmonizer, variant: str, labels: str, cl_root: 
     annotated = load_song_cached(song_dir)
     reference = annotated.chords
     if labels == "cl":
-        from harmonize.data.pop909_cl import read_cl_chords
+        from harmonize.data.pop909_cl import song_cl_chords
 
-        sid = song_dir.name
         try:
-            reference = read_cl_chords(cl_root / "POP909_processed" / f"{sid}.mid", song_dir / f"{sid}.mid",
-                                       annotated.grid)
+            reference = song_cl_chords(cl_root, song_dir, annotated.grid)
         except StripeError:
             return {}
     ref = chords_per_step(reference, annotated.n_steps)

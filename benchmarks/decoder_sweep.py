@@ -52,18 +52,17 @@ def prepare(song_dir: Path, harmonizer, variant: str, workdir: Path, cl_root: Pa
     from harmonize.end_to_end import read_variant
     from harmonize.structure import chords_per_step, estimate_key
 
-    sid = song_dir.name
     annotated = load_song_cached(song_dir)
     song, file_grid = read_variant(song_dir, variant, workdir)  # as `stripe eval --end-to-end` reads it
     key = estimate_key(song)
     logp, bar_rep = harmonizer.chord_posteriors(song, key)
     refs = {"pop909": chords_per_step(annotated.chords, annotated.n_steps)}
     if cl_root is not None:
-        from harmonize.data.pop909_cl import read_cl_chords
+        from harmonize.data.pop909_cl import song_cl_chords
         from harmonize.errors import StripeError
 
         try:
-            cl = read_cl_chords(cl_root / "POP909_processed" / f"{sid}.mid", song_dir / f"{sid}.mid", annotated.grid)
+            cl = song_cl_chords(cl_root, song_dir, annotated.grid)
             refs["cl"] = chords_per_step(cl, annotated.n_steps)
         except StripeError:
             pass  # POP909-CL's notes of this song cannot be aligned: scored against POP909's labels only

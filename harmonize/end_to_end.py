@@ -302,10 +302,9 @@ def evaluate_end_to_end(
                 annotated = load_song_cached(song_dir, cache_dir=None if cache is None else Path(cache))
                 reference = None
                 if cl_root is not None:
-                    from .data.pop909_cl import read_cl_chords
+                    from .data.pop909_cl import song_cl_chords
 
-                    reference = read_cl_chords(cl_root / "POP909_processed" / f"{i:03d}.mid",
-                                               song_dir / f"{i:03d}.mid", annotated.grid)
+                    reference = song_cl_chords(cl_root, song_dir, annotated.grid)
                 result = evaluate_song(song_dir, annotated, harmonizer, variants, systems, grid=grid,
                                        reference=reference)
             except StripeError as e:  # a broken song folder is reported, not fatal

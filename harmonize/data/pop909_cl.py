@@ -75,6 +75,13 @@ def time_map(cl_midi: Path, song_midi: Path):
     return cl, to_source
 
 
+def song_cl_chords(cl_root: Path, song_dir: Path, grid: Grid) -> list[ChordSpan]:
+    """POP909-CL's chords of the POP909 song folder ``song_dir`` (``NNN/NNN.mid``), from the POP909-CL folder
+    ``cl_root`` (``POP909_processed/NNN.mid``), as spans on ``grid``."""
+    sid = Path(song_dir).name
+    return read_cl_chords(Path(cl_root) / "POP909_processed" / f"{sid}.mid", Path(song_dir) / f"{sid}.mid", grid)
+
+
 def read_cl_chords(cl_midi: Path, song_midi: Path, grid: Grid) -> list[ChordSpan]:
     """POP909-CL's chords for the song of ``song_midi``, as spans on ``grid`` (POP909's annotated grid)."""
     cl, to_source = time_map(Path(cl_midi), Path(song_midi))
