@@ -24,27 +24,13 @@ import numpy as np
 
 
 def split_tokens(root: Path, split: str, labels: str, cl_root: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per song: the chord stage's tokens ``[B, N_FEATURES]`` and key-relative chord classes ``[B]``."""
-    from harmonize.beat_tokens import encode_beats
-    from harmonize.data.pop909 import load_split, read_cl_chords, song_id
-    from harmonize.errors import StripeError
-    from harmonize.song import Song
-    from harmonize.structure import estimate_key
+    """Per song: the chord stage's tokens ``[B, N_FEATURES]`` and key-relative chord classes ``[B]``, read by
+    the trainer's own loader (``train.load_beat_songs``)."""
+    from harmonize.train import TrainConfig, load_beat_songs
 
-    xs, ys = [], []
-    for s in load_split(root, split):
-        chords = s.chords
-        if labels == "cl":
-            sid = s.name.rsplit("/", 1)[-1]
-            try:
-                chords = read_cl_chords(cl_root / "POP909_processed" / f"{sid}.mid",
-                                        root / sid / f"{song_id(root / sid)}.mid", s.grid)
-            except StripeError:
-                continue
-        beats = encode_beats(s.melody, s.grid, estimate_key(Song(s.name, s.grid, s.melody)), chords, None, s.name)
-        xs.append(beats.features)
-        ys.append(beats.chord)
-    return xs, ys
+    cfg = TrainConfig(data=str(root), stage="chord-beat", cl=str(cl_root) if labels == "cl" else None)
+    songs = load_beat_songs(cfg, split)
+    return [s.features for s in songs], [s.chord for s in songs]
 
 
 def family_of_class():
