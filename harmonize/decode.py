@@ -143,6 +143,8 @@ def check_harmonic_rhythm(value: str) -> str:
 
         raise StripeError(f"must be one of {', '.join(HARMONIC_RHYTHMS)}, not {value!r}", "--harmonic-rhythm")
     return value
+
+
 HYMN_QUARTER_SHARE = 0.6  # of the melody's notes a beat long, above which a melody in 4 reads as a hymn tune
 
 
@@ -234,16 +236,26 @@ def rep_average(emis: np.ndarray, groups: np.ndarray, weight: float) -> np.ndarr
     return out
 
 
-def _cadence(emis: np.ndarray, bounds: list[int], key: Key, final_note: tuple[int, int], weight: float) -> np.ndarray:
-    """Bonus for the tonic chord on the beats of the melody's final note, half of it for V just before."""
+def _tonic_and_dominant(key: Key) -> tuple[int, int]:
+    """Chord classes of I (minor in a minor key) and of V (major)."""
     from .chords import Chord
 
+    return (Chord(key.tonic, "maj" if key.mode == "major" else "min").class_index,
+            Chord((key.tonic + 7) % 12, "maj").class_index)
+
+
+def _beats_under(bounds: list[int], start: int, end: int) -> np.ndarray:
+    """Indices of the beats (``bounds``: beat starts, then the end) that overlap steps ``start..end``."""
+    edges = np.asarray(bounds)
+    return np.flatnonzero((edges[:-1] < end) & (edges[1:] > start))
+
+
+def _cadence(emis: np.ndarray, bounds: list[int], key: Key, final_note: tuple[int, int], weight: float) -> np.ndarray:
+    """Bonus for the tonic chord on the beats of the melody's final note, half of it for V just before."""
     out = emis.copy()
-    start, end = final_note
-    tonic = Chord(key.tonic, "maj" if key.mode == "major" else "min").class_index
-    dominant = Chord((key.tonic + 7) % 12, "maj").class_index
-    beats = [i for i in range(len(emis)) if bounds[i] < end and bounds[i + 1] > start]
-    if not beats:
+    tonic, dominant = _tonic_and_dominant(key)
+    beats = _beats_under(bounds, *final_note)
+    if not len(beats):
         return out
     out[beats[0]:beats[-1] + 1, tonic] += weight
     if beats[0] > 0:
@@ -253,20 +265,15 @@ def _cadence(emis: np.ndarray, bounds: list[int], key: Key, final_note: tuple[in
 
 def _phrase_cadences(emis: np.ndarray, bounds: list[int], key: Key, ends, weight: float) -> np.ndarray:
     """Bonus for a cadence under each phrase-closing note: I under scale degree 1 or 3, V under 2 or 7."""
-    from .chords import Chord
-
     out = emis.copy()
-    tonic = Chord(key.tonic, "maj" if key.mode == "major" else "min").class_index
-    dominant = Chord((key.tonic + 7) % 12, "maj").class_index
+    tonic, dominant = _tonic_and_dominant(key)
     third = 4 if key.mode == "major" else 3
-    starts = np.asarray(bounds[:-1])
     for start, end, pitch in ends:
         degree = (pitch - key.tonic) % 12
         target = tonic if degree in (0, third) else dominant if degree in (2, 11) else None
         if target is None:
             continue
-        beats = np.flatnonzero((starts < end) & (np.asarray(bounds[1:]) > start))
-        out[beats, target] += weight
+        out[_beats_under(bounds, start, end), target] += weight
     return out
 
 
