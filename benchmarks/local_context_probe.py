@@ -23,12 +23,14 @@ from pathlib import Path
 import numpy as np
 
 
-def split_tokens(root: Path, split: str, labels: str, cl_root: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def split_tokens(root: Path, split: str, labels: str, cl_root: Path,
+                 feature_set: str = "base") -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per song: the chord stage's tokens ``[B, N_FEATURES]`` and key-relative chord classes ``[B]``, read by
     the trainer's own loader (``train.load_beat_songs``)."""
     from harmonize.train import TrainConfig, load_beat_songs
 
-    cfg = TrainConfig(data=str(root), stage="chord-beat", cl=str(cl_root) if labels == "cl" else None)
+    cfg = TrainConfig(data=str(root), stage="chord-beat", cl=str(cl_root) if labels == "cl" else None,
+                      beat_features=feature_set)
     songs = load_beat_songs(cfg, split)
     return [s.features for s in songs], [s.chord for s in songs]
 
@@ -88,12 +90,15 @@ def model_argmax(folder: Path, val_tokens: list[np.ndarray], bars: int = 64) -> 
     from harmonize.model.checkpoint import load_model
 
     model = load_model(folder)
+    n_in = model.config.n_in  # the "line" set appends its blocks to "base": a base model reads the first columns
+    if n_in > val_tokens[0].shape[1]:
+        raise SystemExit(f"{folder} takes {n_in} features a beat: run with --beat-features line")
     out = []
     with torch.no_grad():
         for x in val_tokens:
             pred = np.zeros(len(x), np.int64)
             for lo in range(0, len(x), bars * 4):
-                chunk = torch.from_numpy(x[lo:lo + bars * 4])[None]
+                chunk = torch.from_numpy(x[lo:lo + bars * 4, :n_in])[None]
                 pos = torch.arange(chunk.shape[1], dtype=torch.float32)[None, :, None]
                 pred[lo:lo + chunk.shape[1]] = model(chunk, pos)[0, :, :N_CLASSES].argmax(-1).numpy()
             out.append(pred)
@@ -109,6 +114,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", action="append", default=[], type=Path, help="chord-stage folder(s) to compare")
+    ap.add_argument("--beat-features", choices=("base", "line"), default="base",
+                    help="the tokens' feature set (beat_tokens.FEATURE_SETS)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
 
@@ -117,12 +124,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     root, cl_root = Path(args.data), Path(args.cl)
-    train = split_tokens(root, "train", args.labels, cl_root)
-    val = split_tokens(root, "val", args.labels, cl_root)
+    train = split_tokens(root, "train", args.labels, cl_root, args.beat_features)
+    val = split_tokens(root, "val", args.labels, cl_root, args.beat_features)
     target = np.concatenate(val[1])
     fam = family_of_class()
     print(f"python -m benchmarks.local_context_probe --labels {args.labels} --window {args.window} "
-          f"--epochs {args.epochs} --seed {args.seed}")
+          f"--epochs {args.epochs} --seed {args.seed} --beat-features {args.beat_features}")
     print(f"{len(train[0])} train / {len(val[0])} val songs, {len(target)} val beats (annotated grid, argmax)")
     print("| predictor | class | root+maj/min |")
     print("|---|---|---|")

@@ -33,6 +33,12 @@ GROUP_BARS = 8
 _BLOCKS = {"dur": 12, "onset": 12, "low": 12, "high": 12, "rest": 1, "register": 1, "beat_in_bar": 8,
            "bar_len": 3, "bar_in_group": GROUP_BARS, "outside": 2, "repeat": 1, "minor": 1}
 N_FEATURES = sum(_BLOCKS.values())
+# "line" adds what the melodic line says about chord tones: the pitch classes sounding as the beat starts (a
+# strong position), and those of notes reached or left by a leap (a non-chord tone is approached and left by
+# step, so a leaping note is almost always a chord tone)
+_LINE_BLOCKS = {"at_beat": 12, "leap": 12}
+FEATURE_SETS = {"base": N_FEATURES, "line": N_FEATURES + sum(_LINE_BLOCKS.values())}
+LEAP = 3  # semitones: an interval this wide or wider is a leap
 IGNORE = -100  # targets torch's cross-entropy ignores
 
 
@@ -69,14 +75,49 @@ def _onehot(idx: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def beat_features(melody: list[Note], grid: Grid, key: Key, rep: np.ndarray | None = None) -> np.ndarray:
-    """``[n_beats, N_FEATURES]`` float32 tokens of ``melody`` on ``grid``, pitch classes relative to ``key``
-    (``rep``: ``repetition_per_beat``'s ids when already computed)."""
+def check_feature_set(name: str) -> str:
+    if name not in FEATURE_SETS:
+        raise ValueError(f"beat feature set must be one of {', '.join(FEATURE_SETS)}, not {name!r}")
+    return name
+
+
+def _block_columns(name: str) -> slice:
+    names = list(_BLOCKS) + list(_LINE_BLOCKS)
+    sizes = list(_BLOCKS.values()) + list(_LINE_BLOCKS.values())
+    i = names.index(name)
+    return slice(sum(sizes[:i]), sum(sizes[:i + 1]))
+
+
+_MELODY_BLOCKS = ("dur", "onset", "low", "high", "register", "at_beat", "leap")
+
+
+def silence_beats(features: np.ndarray, silent: np.ndarray) -> np.ndarray:
+    """``features`` with the melody of the ``silent`` beats (bool per beat) taken out: what the tokens of those
+    beats would be, were the melody resting there (where the beat is, the key and the repetition stay)."""
+    out = features.copy()
+    for name in _MELODY_BLOCKS:
+        out[silent, _block_columns(name)] = 0.0
+    out[silent, _block_columns("rest")] = 1.0
+    return out
+
+
+def _leaping_notes(melody: list[Note]) -> list[Note]:
+    """The notes reached or left by a leap (``LEAP`` semitones or more) from the note before or after them."""
+    line = sorted(melody, key=lambda n: (n.start, -n.pitch))
+    return [n for i, n in enumerate(line)
+            if (i > 0 and abs(n.pitch - line[i - 1].pitch) >= LEAP)
+            or (i + 1 < len(line) and abs(line[i + 1].pitch - n.pitch) >= LEAP)]
+
+
+def beat_features(melody: list[Note], grid: Grid, key: Key, rep: np.ndarray | None = None,
+                  feature_set: str = "base") -> np.ndarray:
+    """``[n_beats, FEATURE_SETS[feature_set]]`` float32 tokens of ``melody`` on ``grid``, pitch classes relative
+    to ``key`` (``rep``: ``repetition_per_beat``'s ids when already computed)."""
     T = grid.n_steps
     bounds = beat_bounds(grid.beat_starts, T)
     nb = len(bounds)
     if nb == 0:
-        return np.zeros((0, N_FEATURES), np.float32)
+        return np.zeros((0, FEATURE_SETS[check_feature_set(feature_set)]), np.float32)
     starts, lengths = bounds[:, 0], (bounds[:, 1] - bounds[:, 0]).astype(np.float32)
     sound, onset, low, high = _step_arrays(melody, T)
     rot = lambda a: np.roll(a, -key.tonic, axis=1)  # noqa: E731 - pitch class p -> p - tonic
@@ -115,6 +156,9 @@ def beat_features(melody: list[Note], grid: Grid, key: Key, rep: np.ndarray | No
     blocks = [rot(dur), rot(ons), _onehot(low_pc, 12), _onehot(high_pc, 12), (1 - any_sound)[:, None],
               register[:, None], _onehot(np.minimum(beat_in_bar, 7), 8), _onehot(bar_len, 3),
               _onehot(group, GROUP_BARS), np.stack([before, after], 1), seen[:, None], minor[:, None]]
+    if check_feature_set(feature_set) == "line":
+        leap_sound = _step_arrays(_leaping_notes(melody), T)[0]
+        blocks += [rot(sound[starts]), rot(np.add.reduceat(leap_sound, starts, axis=0) / lengths[:, None])]
     return np.concatenate(blocks, axis=1).astype(np.float32)
 
 
@@ -183,7 +227,7 @@ class BeatSong:
     """One song as per-beat arrays in its key's frame (targets are ``IGNORE``-filled when unknown)."""
 
     name: str
-    features: np.ndarray  # [B, N_FEATURES] float32
+    features: np.ndarray  # [B, FEATURE_SETS[feature set]] float32
     rep: np.ndarray  # [B] int64 melodic repetition id of the beat's bar
     chord: np.ndarray  # [B] int64 key-relative chord class
     bass: np.ndarray  # [B] int64 piano bass pitch class (12 = silent), key-relative
@@ -197,8 +241,10 @@ class BeatSong:
 
 
 def encode_beats(melody: list[Note], grid: Grid, key: Key, chords: list[ChordSpan] | None = None,
-                 piano: list[Note] | None = None, name: str = "", bar_rep: np.ndarray | None = None) -> BeatSong:
-    """Features (and, when ``chords`` / ``piano`` are given, targets) of one song in ``key``'s frame."""
+                 piano: list[Note] | None = None, name: str = "", bar_rep: np.ndarray | None = None,
+                 feature_set: str = "base") -> BeatSong:
+    """Features (``feature_set``'s; and, when ``chords`` / ``piano`` are given, targets) of one song in
+    ``key``'s frame."""
     T = grid.n_steps
     bounds = beat_bounds(grid.beat_starts, T)
     starts = bounds[:, 0]
@@ -211,7 +257,8 @@ def encode_beats(melody: list[Note], grid: Grid, key: Key, chords: list[ChordSpa
     else:
         bass, chroma = np.full(nb, IGNORE, np.int64), np.full((nb, 12), -1.0, np.float32)
     rep = repetition_per_beat(melody, grid, bar, bar_rep)
-    return BeatSong(name, beat_features(melody, grid, key, rep), rep, chord, bass, chroma, bar.astype(np.int64), key)
+    return BeatSong(name, beat_features(melody, grid, key, rep, feature_set), rep, chord, bass, chroma,
+                    bar.astype(np.int64), key)
 
 
 def bar_windows(bar_of_beat: np.ndarray, bars: int, hop_bars: int) -> list[tuple[int, int]]:

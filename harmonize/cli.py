@@ -219,6 +219,12 @@ def train(
     aux_weight: float = typer.Option(0.5, "--aux-weight", help="chord-beat: weight of the piano bass/chroma heads."),
     local_kernel: int = typer.Option(1, "--local-kernel", help="Input convolution over this many neighbouring tokens "
                                      "(odd; needs --bidirectional; 1: a plain projection). --init may start from a 1."),
+    beat_features: str = typer.Option("base", "--beat-features", help="chord-beat: the per-beat token's features: "
+                                      "base, or line (adds the pitch classes on the beat and those reached or left by a leap)."),
+    bar_silence: float = typer.Option(0.0, "--bar-silence", help="chord-beat: take the melody out of this share of "
+                                      "the training bars (their chords stay the targets), as between a song's phrases."),
+    block_kernel: int = typer.Option(1, "--block-kernel", help="A depthwise convolution over this many neighbouring "
+                                     "tokens in every block, after its attention (odd; needs --bidirectional; 1: none)."),
     hop_bars: int = typer.Option(4, "--hop-bars", help="Bars between training windows."),
     d_ff: int = typer.Option(256, "--d-ff"),
     bars: int = typer.Option(16, "--bars", help="Training window length in bars."),
@@ -267,7 +273,8 @@ def train(
         bridge_dropout=bridge_dropout, curriculum_steps=curriculum_steps, curriculum_min=curriculum_min,
         warmup_steps=warmup_steps, lr_decay=lr_decay, grad_clip=grad_clip, seed=seed,
         device=device, checkpoint_every=checkpoint_every, threads=threads, precision=precision,
-        compile=compile_, init=init, local_kernel=local_kernel,
+        compile=compile_, init=init, local_kernel=local_kernel, block_kernel=block_kernel,
+        beat_features=beat_features, bar_silence=bar_silence,
     )
     explicit = {k for k in cli_values
                 if getattr(ctx.get_parameter_source(_param_name(k)), "name", "") == "COMMANDLINE"}

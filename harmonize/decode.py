@@ -60,6 +60,7 @@ def decode_chords(
     phrase_ends: list[tuple[int, int, int]] | None = None,
     phrase_cadence_weight: float = 0.0,
     change_allowed: np.ndarray | None = None,
+    corpus_prior_weight: float = 0.0,
 ) -> list[ChordSpan]:
     """One chord per beat from per-step log-probabilities ``[n_steps, N_CLASSES]`` (``beat_level``: per-beat
     rows ``[n_beats, N_CLASSES]``, as a per-beat chord stage gives them).
@@ -80,7 +81,10 @@ def decode_chords(
     judgement on music unlike the chord stage's training data. ``phrase_ends`` ((start, end, pitch) of
     the notes that close a phrase inside the song, ``structure.phrase_end_notes``) get
     ``phrase_cadence_weight``: the tonic chord under a tonic or mediant, the dominant under a
-    supertonic or leading tone.
+    supertonic or leading tone. ``corpus_prior_weight`` divides the posteriors by the learnt ``transitions``'
+    chord frequencies in the key (``corpus_chord_prior``) to that power: the same correction as
+    ``prior_weight`` against the training corpus' prior instead of the song's own, which a simple tune's
+    few chords do not move.
     """
     if beat_level:
         emis = np.array(step_log_probs, dtype=np.float64, copy=True)
@@ -96,6 +100,8 @@ def decode_chords(
         # posterior / prior^w (the hybrid-HMM "scaled likelihood"): frequent chords such as the tonic stop
         # drowning out the rest; the prior is the song's own mean posterior, so no corpus statistics are needed
         emis -= prior_weight * song_prior
+    if corpus_prior_weight and transitions is not None:
+        emis -= corpus_prior_weight * corpus_chord_prior(transitions, key)
     if melody_steps is not None and melody_fit_weight:
         emis = emis + melody_fit_weight * melody_fit(melody_steps, beat_starts, n_steps)
     emis[:, 0] -= none_penalty  # a harmonizer should harmonize: no-chord only when clearly best
@@ -316,6 +322,22 @@ def load_transitions(path) -> dict:
     except (KeyError, TypeError, ValueError) as err:
         raise StripeError(f"bad transitions file ({err})", path) from None
     return out
+
+
+def corpus_chord_prior(transitions: dict, key: Key | None) -> np.ndarray:
+    """Log-frequency ``[N_CLASSES]`` of each absolute chord class in ``key`` among the training songs' chords,
+    as the learnt transitions imply it: the stationary distribution of their key-relative bigrams (chords
+    only); N gets 0 (``none_penalty`` handles it)."""
+    key = key or Key(0, "major")
+    bigram = np.asarray(transitions[key.mode], dtype=np.float64)[1:, 1:]
+    bigram = bigram / np.maximum(bigram.sum(1, keepdims=True), 1e-12)
+    freq = np.full(len(bigram), 1.0 / len(bigram))
+    for _ in range(200):  # power iteration; the smoothed table is irreducible, so it converges
+        freq = freq @ bigram
+    log_freq = np.log(np.maximum(freq, 1e-12))
+    # centred on the frequency-weighted mean: the usual chords are corrected by about 0, as N is
+    relative = np.concatenate(([0.0], log_freq - float(freq @ log_freq)))
+    return relative[relative_class_lut(key.tonic)]
 
 
 def transition_matrices(transitions: dict, key: Key | None, beat_starts: list[int], bar_starts: list[int]):

@@ -40,6 +40,8 @@ DEFAULT_DECODING = {
     "phrase_cadence_weight": 0.0,
     # weight of the melody's chord-tone fit (the HMM baseline's emission) added to the chord stage's output
     "melody_fit_weight": 0.0,
+    # power of the learnt transitions' chord frequencies the posteriors are divided by (prior_weight: the song's)
+    "corpus_prior_weight": 0.0,
     # decode with the folder's transitions.json (learnt bigrams) when it has one
     "learnt_transitions": True,
 }
@@ -69,14 +71,20 @@ class StageSpec:
     meta: dict = field(default_factory=dict)
 
 
+MAX_CHORD_MEMBERS = 8  # chord/ and chord-2/ .. chord-8/
+
+
 @dataclass
 class HarmonizerSpec:
-    """Folders of the two stages and the decoding settings, before any weights are loaded."""
+    """Folders of the two stages and the decoding settings, before any weights are loaded. ``chord_extra``:
+    further per-beat chord stages (``chord-2/``, ``chord-3/``, ...) whose posteriors are averaged with
+    ``chord``'s (an ensemble)."""
 
     chord: StageSpec | None
     accompaniment: StageSpec | None
     decoding: dict
     source: str
+    chord_extra: list[StageSpec] = field(default_factory=list)
 
 
 def resolve(model: str | None) -> HarmonizerSpec:
@@ -119,6 +127,8 @@ def _from_local_folder(path: Path) -> HarmonizerSpec:
             raise StripeError("config.json names no stage (chord or accompaniment)", path / "config.json")
         base = resolve(None)
         setattr(base, stage, StageSpec(path, meta))
+        if stage == "chord":
+            base.chord_extra = []  # your chord stage alone, not averaged with the bundled one's other members
         base.source = f"{path} ({stage}) + {base.source}"
         return base
     raise StripeError("not a model folder: no harmonizer.json, chord/ or config.json inside", path)
@@ -149,6 +159,8 @@ def _read_json_object(path: Path, what: str) -> dict:
 
 def read_meta(folder: Path) -> dict:
     """The ``meta`` object of ``folder/config.json``, its known fields type-checked."""
+    from .beat_tokens import FEATURE_SETS
+
     path = Path(folder) / "config.json"
     meta = _read_json_object(path, "config.json").get("meta", {})
     if meta is None:
@@ -161,6 +173,7 @@ def read_meta(folder: Path) -> dict:
         "inputs": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v) and len(v) > 0,
         "bars": lambda v: _is_int(v) and 1 <= v <= 4096,
         "kind": lambda v: v in ("step", "beat"),
+        "feature_set": lambda v: v in FEATURE_SETS,
     }
     for name, ok in checks.items():
         if name in meta and not ok(meta[name]):
@@ -192,7 +205,8 @@ def _short(value, limit: int = 60) -> str:
 # where a float is expected)
 _DECODING_RANGES = {"threshold": (0.0, 1.0), "gap": (0, 10_000), "chord_window_bars": (1, 4096),
                     "rep_weight": (0.0, 1.0), "cadence_weight": (0.0, 100.0),
-                    "melody_fit_weight": (0.0, 100.0), "phrase_cadence_weight": (0.0, 100.0)}
+                    "melody_fit_weight": (0.0, 100.0), "phrase_cadence_weight": (0.0, 100.0),
+                    "corpus_prior_weight": (0.0, 10.0)}
 
 
 def validate_decoding(decoding, path: Path) -> dict:
@@ -228,11 +242,20 @@ def _from_harmonizer_folder(folder: Path, source: str) -> HarmonizerSpec:
         stages[stage] = StageSpec(sub, read_meta(sub)) if (sub / "config.json").exists() else None
     if stages["chord"] is None:
         raise StripeError("the harmonizer has no chord/ model", folder)
+    extra = []
+    for n in range(2, MAX_CHORD_MEMBERS + 1):  # chord-2/, chord-3/, ... up to the first missing one
+        sub = folder / f"chord-{n}"
+        if not (sub / "config.json").exists():
+            break
+        meta = read_meta(sub)
+        if meta.get("kind") != "beat" or stages["chord"].meta.get("kind") != "beat":
+            raise StripeError("an ensemble of chord stages takes per-beat chord stages only (meta.kind beat)", sub)
+        extra.append(StageSpec(sub, meta))
     if decoding["learnt_transitions"] and (folder / "transitions.json").exists():
         from .decode import load_transitions
 
         decoding["transitions"] = load_transitions(folder / "transitions.json")
-    return HarmonizerSpec(stages["chord"], stages["accompaniment"], decoding, source)
+    return HarmonizerSpec(stages["chord"], stages["accompaniment"], decoding, source, extra)
 
 
 def assemble(chord: Path, accompaniment: Path | None, out: Path, decoding: dict | None = None,

@@ -57,6 +57,11 @@ class LoadedStage:
         """``step`` (a class per 16th step, inputs per step) or ``beat`` (a token per beat, key-relative)."""
         return self.meta.get("kind", "step")
 
+    @property
+    def feature_set(self) -> str:
+        """A per-beat stage's token features (``beat_tokens.FEATURE_SETS``; ``hub.read_meta`` checked it)."""
+        return self.meta.get("feature_set", "base")
+
 
 def _load_stage(spec: StageSpec | None, device: torch.device) -> LoadedStage | None:
     if spec is None:
@@ -122,18 +127,23 @@ class Harmonizer:
     """Both stages, loaded once, ready to harmonize any number of songs."""
 
     def __init__(self, chord: LoadedStage, accompaniment: LoadedStage | None, decoding: dict, source: str,
-                 device: torch.device):
+                 device: torch.device, chord_extra: list[LoadedStage] | None = None):
         self.chord, self.accompaniment = chord, accompaniment
         self.decoding, self.source, self.device = decoding, source, device
-        from .beat_tokens import N_FEATURES, N_OUT
+        # the per-beat chord stages whose posteriors are averaged: chord/ and the folder's chord-2/, ...
+        self.chord_members = [chord, *(chord_extra or [])]
+        from .beat_tokens import FEATURE_SETS, N_OUT
 
-        beat = chord.kind == "beat"
-        n_out = N_OUT if beat else N_CLASSES
-        if chord.model.config.n_out != n_out:
-            raise StripeError(f"chord model has {chord.model.config.n_out} outputs, expected {n_out}", source)
-        if beat and chord.model.config.n_in != N_FEATURES:
-            raise StripeError(f"per-beat chord model takes {chord.model.config.n_in} features per beat, this "
-                              f"stripe makes {N_FEATURES}", source)
+        for member in self.chord_members:
+            beat = member.kind == "beat"
+            n_out = N_OUT if beat else N_CLASSES
+            if member.model.config.n_out != n_out:
+                raise StripeError(f"chord model has {member.model.config.n_out} outputs, expected {n_out}", source)
+            # a per-beat stage's features: its config's meta names the set (older stages: "base")
+            features = FEATURE_SETS[member.feature_set] if beat else None
+            if beat and member.model.config.n_in != features:
+                raise StripeError(f"per-beat chord model takes {member.model.config.n_in} features per beat, this "
+                                  f"stripe makes {features} ({member.feature_set})", source)
 
     @classmethod
     def load(cls, model: str | None = None, device: str = "cpu") -> Harmonizer:
@@ -143,7 +153,7 @@ class Harmonizer:
         spec: HarmonizerSpec = resolve(model)
         dev = resolve_device(device)
         harmonizer = cls(_load_stage(spec.chord, dev), _load_stage(spec.accompaniment, dev), spec.decoding,
-                         spec.source, dev)
+                         spec.source, dev, [_load_stage(extra, dev) for extra in spec.chord_extra])
         harmonizer.stage_sources = stage_sources(spec)
         return harmonizer
 
@@ -178,22 +188,40 @@ class Harmonizer:
 
     @torch.inference_mode()
     def chord_beat_log_probs(self, song: Song, key: Key, bar_rep: np.ndarray | None = None) -> np.ndarray:
-        """Per-beat chord log-probabilities ``[n_beats, N_CLASSES]`` (absolute classes) of a per-beat chord
-        stage, in ``key``'s frame, from overlapping windows of the training length (whole songs up to it)."""
-        from .beat_tokens import bar_windows, beat_positions, encode_beats, to_absolute
+        """Per-beat chord log-probabilities ``[n_beats, N_CLASSES]`` (absolute classes) of the per-beat chord
+        stage, in ``key``'s frame, from overlapping windows of the training length (whole songs up to it). With
+        more than one member (``chord-2/``, ...) their log-probabilities are averaged and renormalised: the
+        normalised geometric mean of the members' posteriors."""
+        from .beat_tokens import encode_beats, to_absolute
 
-        beats = encode_beats(song.melody, song.grid, key, bar_rep=bar_rep)
-        bars = int(self.chord.meta.get("bars", 64))
+        tokens: dict = {}  # per feature set: members that read the same tokens share them
+        rows = []
+        for member in self.chord_members:
+            if member.feature_set not in tokens:
+                tokens[member.feature_set] = encode_beats(song.melody, song.grid, key, bar_rep=bar_rep,
+                                                          feature_set=member.feature_set)
+            rows.append(self._member_log_probs(member, tokens[member.feature_set]))
+        mean = np.mean(rows, axis=0)
+        if len(rows) > 1:
+            mean = mean - np.logaddexp.reduce(mean, axis=1, keepdims=True)
+        return to_absolute(mean, key.tonic)
+
+    def _member_log_probs(self, member: LoadedStage, beats) -> np.ndarray:
+        """One per-beat chord stage's key-relative log-probabilities of ``beats`` (a ``BeatSong``), its
+        overlapping windows weighted towards their middles."""
+        from .beat_tokens import bar_windows, beat_positions
+
+        bars = int(member.meta.get("bars", 64))
         total = np.zeros((beats.n_beats, N_CLASSES))
         weight = np.zeros((beats.n_beats, 1))
         for lo, hi in bar_windows(beats.bar_of_beat, bars, max(1, bars // 2)):
             x = torch.from_numpy(beats.features[lo:hi])[None].to(self.device)
-            pos = torch.from_numpy(beat_positions(self.chord.context, beats.rep[lo:hi]))[None].to(self.device)
-            logits = self.chord.model(x, pos)[0, :, :N_CLASSES].float()
+            pos = torch.from_numpy(beat_positions(member.context, beats.rep[lo:hi]))[None].to(self.device)
+            logits = member.model(x, pos)[0, :, :N_CLASSES].float()
             w = np.minimum(np.arange(1, hi - lo + 1), np.arange(hi - lo, 0, -1)).astype(float)[:, None]
             total[lo:hi] += torch.log_softmax(logits, -1).cpu().numpy() * w
             weight[lo:hi] += w
-        return to_absolute(total / np.maximum(weight, 1e-9), key.tonic)
+        return total / np.maximum(weight, 1e-9)
 
     def chord_step_log_probs(self, song: Song, key: Key, bar_rep: np.ndarray | None = None) -> np.ndarray:
         """Per-step chord log-probabilities ``[n_steps, N_CLASSES]`` whatever the chord stage's kind (a
@@ -240,7 +268,7 @@ class Harmonizer:
             change_penalty=d["change_penalty"], offbar_penalty=d["offbar_penalty"],
             none_penalty=d["none_penalty"], key_weight=d["key_weight"], prior_weight=d["prior_weight"],
             temperature=temperature, rng=np.random.default_rng(seed), change_allowed=allowed,
-            **structure_decoding(song, d, bar_rep))
+            corpus_prior_weight=d["corpus_prior_weight"], **structure_decoding(song, d, bar_rep))
 
     @torch.inference_mode()
     def accompaniment_logits(self, enc, lo: int, hi: int) -> np.ndarray:

@@ -82,16 +82,25 @@ class TrainConfig:
     extra_repeat: int = 1  # chord-beat: how many times each extra training song is used per epoch
     init: str | None = None  # start from this model's weights (fine-tuning); same architecture required
     local_kernel: int = 1  # > 1: the input projection convolves this many neighbouring tokens (non-causal)
+    block_kernel: int = 1  # > 1: every block adds a depthwise convolution over this many tokens (non-causal)
+    beat_features: str = "base"  # chord-beat: the token's feature set (beat_tokens.FEATURE_SETS)
+    bar_silence: float = 0.0  # chord-beat: share of training bars whose melody is taken out (targets kept)
 
     def __post_init__(self):
         _check_fields(self)
         if self.stage not in STAGES:
             raise StripeError(f"stage must be one of {', '.join(STAGES)}, not {self.stage!r}")
         self.inputs = tuple(self.inputs)
-        if self.local_kernel % 2 == 0:
-            raise StripeError(f"local_kernel must be odd (a window centred on the token), not {self.local_kernel}")
-        if self.local_kernel > 1 and self.causal:
-            raise StripeError("local_kernel > 1 sees the tokens after each one: it needs --bidirectional")
+        for name in ("local_kernel", "block_kernel"):
+            kernel = getattr(self, name)
+            if kernel % 2 == 0:
+                raise StripeError(f"{name} must be odd (a window centred on the token), not {kernel}")
+            if kernel > 1 and self.causal:
+                raise StripeError(f"{name} > 1 sees the tokens after each one: it needs --bidirectional")
+        from .beat_tokens import FEATURE_SETS
+
+        if self.beat_features not in FEATURE_SETS:
+            raise StripeError(f"beat_features must be one of {', '.join(FEATURE_SETS)}, not {self.beat_features!r}")
 
 
 # (low, high) of every number in TrainConfig: a config file or a flag outside these is a user error, caught
@@ -104,7 +113,7 @@ _RANGES = {
     "chroma_noise": (0.0, 1.0), "bridge_dropout": (0.0, 1.0), "seed": (0, 2**63 - 1),
     "checkpoint_every": (1, 10**9), "log_every": (1, 10**9), "max_steps": (0, 10**12), "max_minutes": (0.0, 1e7),
     "max_songs": (0, 10**7), "val_max_songs": (0, 10**7), "threads": (0, 4096), "extra_repeat": (1, 1000),
-    "local_kernel": (1, 255),
+    "local_kernel": (1, 255), "block_kernel": (1, 255), "bar_silence": (0.0, 0.9),
 }
 
 
@@ -154,14 +163,14 @@ def seed_everything(seed: int) -> None:
 
 
 def model_config_for(cfg: TrainConfig):
-    from .beat_tokens import N_FEATURES, N_OUT
+    from .beat_tokens import FEATURE_SETS, N_OUT
     from .chords import N_CLASSES
     from .data.dataset import input_dim, position_dim
     from .model.transformer import ModelConfig
 
     beat = cfg.stage == "chord-beat"
     return ModelConfig(
-        n_in=N_FEATURES if beat else input_dim(cfg.inputs),
+        n_in=FEATURE_SETS[cfg.beat_features] if beat else input_dim(cfg.inputs),
         n_out=N_OUT if beat else 128 if cfg.stage == "accompaniment" else N_CLASSES,
         d_model=cfg.d_model,
         n_heads=cfg.n_heads,
@@ -173,6 +182,7 @@ def model_config_for(cfg: TrainConfig):
         feature_map=cfg.feature_map,
         causal=cfg.causal,
         local_kernel=cfg.local_kernel,
+        block_kernel=cfg.block_kernel,
     )
 
 
@@ -227,7 +237,8 @@ def _beat_songs_of(root: Path, cfg: TrainConfig, split: str, max_songs: int, war
         raise StripeError("no such data folder (expected a POP909-layout folder or a folder of MIDI files)", root)
     if not is_pop909_layout(root):
         loaded = load_folder_split(root, split, seed=cfg.seed, limit=max_songs, warn=warn)
-        return [encode_beats(s.melody, s.grid, estimate_key(Song(s.name, s.grid, s.melody)), s.chords, None, s.name)
+        return [encode_beats(s.melody, s.grid, estimate_key(Song(s.name, s.grid, s.melody)), s.chords, None, s.name,
+                             feature_set=cfg.beat_features)
                 for s in loaded.songs]
     songs = load_split(root, split, cache_dir=Path(cfg.cache) if cfg.cache else None, limit=max_songs or None)
     out = []
@@ -242,7 +253,8 @@ def _beat_songs_of(root: Path, cfg: TrainConfig, split: str, max_songs: int, war
                 logging.getLogger(__name__).warning("skipping %s: %s", song.name, err)
                 continue
         key = estimate_key(Song(song.name, song.grid, song.melody))
-        out.append(encode_beats(song.melody, song.grid, key, chords, song.piano, song.name))
+        out.append(encode_beats(song.melody, song.grid, key, chords, song.piano, song.name,
+                                feature_set=cfg.beat_features))
     return out
 
 
@@ -283,7 +295,8 @@ def make_dataset(cfg: TrainConfig, encoded, train: bool):
 
     if cfg.stage == "chord-beat":
         return BeatWindowDataset(encoded, bars=cfg.bars, hop_bars=cfg.hop_bars if train else cfg.bars,
-                                 context=cfg.context, jitter=cfg.window_jitter and train, seed=cfg.seed)
+                                 context=cfg.context, jitter=cfg.window_jitter and train, seed=cfg.seed,
+                                 bar_silence=cfg.bar_silence if train else 0.0)
     return WindowDataset(
         encoded, bars=cfg.bars, hop_bars=cfg.hop_bars if train else cfg.bars, stage=cfg.stage,
         context=cfg.context, inputs=cfg.inputs, transpose_range=cfg.transpose if train else 0,
@@ -807,9 +820,10 @@ class _NullLog:
 def stage_meta(cfg: TrainConfig) -> dict:
     """What the pipeline needs to know to run a trained stage (``meta`` in its config.json)."""
     if cfg.stage == "chord-beat":
-        from .beat_tokens import N_FEATURES
+        from .beat_tokens import FEATURE_SETS
 
-        return {"stage": "chord", "kind": "beat", "context": cfg.context, "bars": cfg.bars, "features": N_FEATURES}
+        return {"stage": "chord", "kind": "beat", "context": cfg.context, "bars": cfg.bars,
+                "features": FEATURE_SETS[cfg.beat_features], "feature_set": cfg.beat_features}
     return {"stage": cfg.stage, "context": cfg.context, "inputs": list(cfg.inputs), "bars": cfg.bars}
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from harmonize.beat_tokens import (
+    FEATURE_SETS,
     N_BASS,
     N_FEATURES,
     N_OUT,
@@ -57,6 +58,28 @@ def test_tokens_are_key_relative():
     assert beat_features(melody, g, Key(2, "minor"))[0, -1] == 1  # the mode flag
 
 
+def test_line_features_add_the_beat_start_and_the_leaps():
+    g = grid()  # 2 bars of 4 beats, 4 steps a beat
+    # beat 0: C D E by step then a leap up to A (beat 1, held into beat 2), G by step, rest, then C an octave up
+    melody = [Note(0, 1, 60), Note(1, 2, 62), Note(2, 4, 64), Note(4, 10, 69), Note(10, 12, 67), Note(16, 20, 72)]
+    base = beat_features(melody, g, Key(0, "major"))
+    line = beat_features(melody, g, Key(0, "major"), feature_set="line")
+    assert line.shape == (8, FEATURE_SETS["line"]) == (8, N_FEATURES + 24)
+    np.testing.assert_array_equal(line[:, :N_FEATURES], base)  # appended: a base model reads the first columns
+    at_beat, leap = line[:, N_FEATURES:N_FEATURES + 12], line[:, N_FEATURES + 12:]
+    assert at_beat[0].nonzero()[0].tolist() == [0] and at_beat[2].nonzero()[0].tolist() == [9]  # A held over
+    assert at_beat[3].sum() == 0  # a rest on the beat
+    # E and A are joined by a leap (a fourth); G, reached by step, leaves by a leap to the C (a fourth)
+    assert leap[0].nonzero()[0].tolist() == [4] and leap[0, 4] == 0.5  # C and D move by step: not leaps
+    assert leap[1, 9] == 1 and leap[2, 9] == 0.5 and leap[2, 7] == 0.5
+    assert leap[4, 0] == 1
+    # key-relative like the rest: in D major the same tune a tone up gives the same tokens but the register
+    up = beat_features([Note(n.start, n.end, n.pitch + 2) for n in melody], g, Key(2, "major"), feature_set="line")
+    np.testing.assert_array_equal(np.delete(up, 49, 1), np.delete(line, 49, 1))
+    with pytest.raises(ValueError, match="feature set"):
+        beat_features(melody, g, Key(0, "major"), feature_set="lines")
+
+
 def test_key_relative_round_trip():
     classes = np.arange(N_CLASSES)
     for tonic in range(12):
@@ -88,13 +111,13 @@ def test_bar_windows_cover_the_song():
     assert w[0] == (0, 16) and w[-1][1] == 40 and all(hi - lo == 16 for lo, hi in w)
 
 
-def tiny_beat_stage(folder: Path, context: str = "time") -> Path:
+def tiny_beat_stage(folder: Path, context: str = "time", beat_features: str = "base") -> Path:
     from harmonize.model.checkpoint import save_model
     from harmonize.model.transformer import StructureTransformer
     from harmonize.train import TrainConfig, model_config_for, stage_meta
 
     cfg = TrainConfig(stage="chord-beat", context=context, d_model=16, n_heads=2, n_layers=1, d_ff=32,
-                      pe="ropepool", causal=False, bars=4)
+                      pe="ropepool", causal=False, bars=4, beat_features=beat_features)
     torch.manual_seed(0)
     save_model(StructureTransformer(model_config_for(cfg)), folder, extra=stage_meta(cfg))
     return folder
@@ -114,6 +137,28 @@ def test_beat_model_shape_and_strict_load(tmp_path):
     (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(StripeError, match="shape"):
         load_model(folder)
+
+
+def test_harmonize_with_a_line_features_model_and_refuse_a_mismatch(tmp_path):
+    from harmonize.errors import StripeError
+    from harmonize.pipeline import HarmonizeOptions, Harmonizer
+    from harmonize.song import Song
+
+    tiny = __import__("tiny_models").tiny_harmonizer(tmp_path / "h")
+    tiny_beat_stage(tiny / "chord", beat_features="line")
+    h = Harmonizer.load(str(tiny))
+    assert h.chord.feature_set == "line" and h.chord.model.config.n_in == FEATURE_SETS["line"]
+    g = grid(3)
+    melody = [Note(4 * i, 4 * i + 4, 60 + 3 * (i % 3)) for i in range(2, 12)]
+    out = h(Song("t", g, melody), HarmonizeOptions())
+    assert out.chords[-1].end == g.n_steps
+    config = tiny / "chord" / "config.json"
+    cfg = json.loads(config.read_text())
+    for meta, message in (({"feature_set": "base"}, "takes 97 features"), ({"feature_set": "x" * 100}, "feature_set")):
+        config.write_text(json.dumps(cfg | {"meta": cfg["meta"] | meta}))
+        with pytest.raises(StripeError, match=message) as err:
+            Harmonizer.load(str(tiny))
+        assert len(str(err.value)) < 300 and "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("context", ["time", "rep"])
@@ -205,3 +250,66 @@ def test_window_jitter_cuts_the_songs_elsewhere_each_epoch_and_covers_them():
         assert covered.all() and jit.index[0][1] == 0 and jit.index[-1][2] == song.n_beats
         starts |= {lo for _, lo, _ in jit.index[1:]}
     assert len(starts) > len({lo for _, lo, _ in before[1:]})  # other cut points than the fixed windows
+
+
+def test_bar_silence_takes_the_melody_out_of_whole_bars_and_keeps_the_targets():
+    from harmonize.beat_tokens import silence_beats
+    from harmonize.data.dataset import BeatWindowDataset
+
+    g = grid(8)
+    melody = [Note(4 * i, 4 * i + 4, 60 + 2 * (i % 4)) for i in range(32)]
+    chords = [ChordSpan(0, 64, parse_chord("C:maj")), ChordSpan(64, 128, parse_chord("G:maj"))]
+    song = encode_beats(melody, g, Key(0, "major"), chords, feature_set="line")
+    silent = np.zeros(song.n_beats, bool)
+    silent[4:8] = True
+    quiet = silence_beats(song.features, silent)
+    rest = beat_features([n for n in melody if not 16 <= n.start < 32], g, Key(0, "major"), feature_set="line")
+    # a silenced bar reads as a bar of rest (its place in the song kept; the repetition flag aside)
+    np.testing.assert_array_equal(np.delete(quiet[4:8], N_FEATURES - 2, 1), np.delete(rest[4:8], N_FEATURES - 2, 1))
+    np.testing.assert_array_equal(quiet[~silent], song.features[~silent])
+
+    def silenced_bars(ds, epoch):
+        ds.set_epoch(epoch)
+        item = ds[0]
+        assert torch.equal(item["target"], torch.from_numpy(song.chord))  # the chords stay the targets
+        is_silent = item["x"][:, 48] == 1  # the rest column
+        return sorted({int(b) for b in song.bar_of_beat[is_silent.numpy()]})
+
+    ds = BeatWindowDataset([song], bars=8, hop_bars=8, seed=3, bar_silence=0.5)
+    first = silenced_bars(ds, 0)
+    assert 0 < len(first) < 8 and silenced_bars(ds, 0) == first  # seeded: the same draw again
+    assert any(silenced_bars(ds, e) != first for e in range(1, 5))  # another epoch, other bars
+    assert silenced_bars(BeatWindowDataset([song], bars=8, hop_bars=8), 0) == []  # off by default
+    assert silenced_bars(BeatWindowDataset([song], bars=8, hop_bars=8, bar_silence=0.9, seed=1), 0) != []
+
+
+def test_an_ensemble_of_chord_stages_averages_their_posteriors(tmp_path):
+    from harmonize.errors import StripeError
+    from harmonize.pipeline import Harmonizer
+    from harmonize.song import Song
+
+    tiny = __import__("tiny_models").tiny_harmonizer(tmp_path / "h")
+    tiny_beat_stage(tiny / "chord")
+    single = Harmonizer.load(str(tiny))
+    assert len(single.chord_members) == 1
+    torch.manual_seed(1)
+    tiny_beat_stage(tiny / "chord-2", beat_features="line")  # members may read different tokens
+    both = Harmonizer.load(str(tiny))
+    assert len(both.chord_members) == 2
+    g = grid(6)
+    song = Song("t", g, [Note(4 * i, 4 * i + 3, 60 + 3 * (i % 4)) for i in range(1, 22)])
+    key = Key(2, "major")
+    alone = [Harmonizer.load(str(tiny / name)).chord_beat_log_probs(song, key) for name in ("chord", "chord-2")]
+    mixed = both.chord_beat_log_probs(song, key)
+    np.testing.assert_allclose(np.exp(mixed).sum(1), 1.0, atol=1e-6)
+    geometric = np.exp((alone[0] + alone[1]) / 2)
+    np.testing.assert_allclose(np.exp(mixed), geometric / geometric.sum(1, keepdims=True), atol=1e-6)
+    np.testing.assert_allclose(single.chord_beat_log_probs(song, key), alone[0])  # one member: as before
+    # a folder naming one chord stage runs it alone, whatever the bundled model's members
+    assert len(Harmonizer.load(str(tiny / "chord-2")).chord_members) == 1
+    # only per-beat stages average: a per-step chord-2/ is a one-line error naming it
+    cfg = json.loads((tiny / "chord-2" / "config.json").read_text())
+    (tiny / "chord-2" / "config.json").write_text(json.dumps(cfg | {"meta": cfg["meta"] | {"kind": "step"}}))
+    with pytest.raises(StripeError, match="per-beat chord stages only") as err:
+        Harmonizer.load(str(tiny))
+    assert "chord-2" in str(err.value)

@@ -110,6 +110,24 @@ def test_learnt_transitions_from_json_change_the_decode(tmp_path):
     assert len(labels(spans)) == 8
 
 
+def test_corpus_prior_divides_out_the_learnt_chord_frequencies(tmp_path):
+    from harmonize.decode import corpus_chord_prior
+
+    tr = load_transitions(write_transitions(tmp_path / "f.json", F))  # F follows C: F is the common chord
+    prior = corpus_chord_prior(tr, Key(0, "major"))
+    assert prior.argmax() == F and prior[0] == 0.0
+    d_major = corpus_chord_prior(tr, Key(2, "major"))  # key-relative: in D the common chord is G
+    assert d_major.argmax() == parse_chord("G:maj").class_index
+    np.testing.assert_allclose(np.sort(d_major), np.sort(prior))
+    # F is a little likelier than G to the model; divided by the corpus' liking for F, G wins
+    rows = beat_rows([{F: 4.0, G: 3.8}] * 4)
+    g = grid(1)
+    for weight, want in ((0.0, F), (1.0, G)):
+        spans = decode_chords(rows, g.beat_starts, g.bar_starts, 16, beat_level=True, key=Key(0, "major"),
+                              transitions=tr, corpus_prior_weight=weight)
+        assert labels(spans) == [want] * 4
+
+
 def test_bad_transitions_file_is_one_line_error(tmp_path):
     bad = tmp_path / "transitions.json"
     bad.write_text(json.dumps({"format": "stripe-transitions/1", "major": [[1]], "minor": [[1]],

@@ -190,9 +190,20 @@ def test_init_starts_from_a_trained_model_and_checks_the_architecture(folder, tm
     assert conv["inp.weight"].shape == (*start["inp.weight"].shape, 3)
     assert (conv["inp.weight"][..., 1] - start["inp.weight"]).abs().max() < 1e-6
     assert conv["inp.weight"][..., [0, 2]].abs().max() < 1e-6
-    for flags, message in ((["--local-kernel", "4"], "odd"), (["--local-kernel", "3", "--stage", "chord"], "--bidirectional")):
+    for flags, message in ((["--local-kernel", "4"], "odd"), (["--local-kernel", "3", "--stage", "chord"], "--bidirectional"),
+                           (["--block-kernel", "2"], "odd"), (["--block-kernel", "3", "--stage", "chord"], "--bidirectional"),
+                           (["--beat-features", "lines"], "beat_features"), (["--bar-silence", "0.95"], "bar_silence")):
         bad = runner.invoke(app, ["train", "--data", str(folder), "--out", str(tmp_path / "bad3"), *TINY, *flags])
         assert bad.exit_code == 2 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    # --block-kernel adds a depthwise convolution to every block, recorded in the saved config
+    blocked = tmp_path / "blocked"
+    result = runner.invoke(app, ["train", "--data", str(folder), "--out", str(blocked), *BEAT, *tiny_lr,
+                                 "--block-kernel", "3", "--beat-features", "line", "--bar-silence", "0.3"])
+    assert result.exit_code == 0, result.stderr
+    saved = json.loads((blocked / "final" / "config.json").read_text())
+    assert saved["block_kernel"] == 3 and saved["meta"]["feature_set"] == "line" and saved["n_in"] == 97
+    assert saved["meta"]["train_config"]["bar_silence"] == 0.3
+    assert load_file(str(blocked / "final" / "model.safetensors"))["blocks.0.conv.depthwise.weight"].shape[-1] == 3
     missing = runner.invoke(app, ["train", "--data", str(folder), "--out", str(tmp_path / "bad2"), *BEAT, *TINY,
                                   "--init", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "nowhere" in missing.stderr

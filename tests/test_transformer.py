@@ -110,6 +110,34 @@ def test_local_kernel_config_is_checked(bad, message):
         tiny(**bad)
 
 
+def test_block_kernel_convolves_neighbours_but_not_padding(tmp_path):
+    cfg = tiny(causal=False, block_kernel=3)
+    model = StructureTransformer(cfg).eval()
+    assert all(b.conv.depthwise.weight.shape == (cfg.d_model, 1, 3) for b in model.blocks)
+    x, pos = batch(cfg, B=1, T=7)
+    xp, pp = torch.cat((x, 50 * torch.randn(1, 5, cfg.n_in)), 1), torch.cat((pos, pos[:, -5:] + 100), 1)
+    mask = torch.tensor([[True] * 7 + [False] * 5])
+    with torch.no_grad():  # each block's window reaches into the padding: zeroed, not leaked
+        torch.testing.assert_close(model(xp, pp, mask)[:, :7], model(x, pos), atol=1e-5, rtol=1e-5)
+        conv = model.blocks[0].conv  # alone, a block's convolution sees one step either side and no further
+        h = torch.randn(1, 7, cfg.d_model)
+        moved = h.clone()
+        moved[0, 3] += torch.randn(cfg.d_model)  # not a constant shift, which the LayerNorm would remove
+        changed = (conv(moved, None) - conv(h, None)).abs().sum(-1)[0] > 1e-6
+        assert changed.tolist() == [False, False, True, True, True, False, False]
+    save_model(model, tmp_path / "m")
+    with torch.no_grad():
+        assert torch.equal(load_model(tmp_path / "m")(x, pos), model(x, pos))
+    assert load_model(tmp_path / "m").config.block_kernel == 3
+
+
+@pytest.mark.parametrize("bad, message", [(dict(block_kernel=2), "odd"), (dict(block_kernel=0), "odd"),
+                                          (dict(block_kernel=5, causal=True), "causal=False")])
+def test_block_kernel_config_is_checked(bad, message):
+    with pytest.raises(ValueError, match=message):
+        tiny(**bad)
+
+
 def test_softmax_reference_model_and_bf16_autocast():
     cfg = tiny(attention="softmax")
     x, pos = batch(cfg)

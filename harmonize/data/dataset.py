@@ -243,17 +243,19 @@ class BeatWindowDataset(torch.utils.data.Dataset):
 
     An item: ``x [B, N_FEATURES]``, ``positions [B, 1]`` (TIME or REP, renumbered per window), the
     key-relative chord ``target``, the piano ``bass`` class and ``chroma`` (auxiliary targets) and
-    ``mask``. Songs are in their key's frame already, so there is no augmentation to draw.
+    ``mask``. Songs are in their key's frame already, so there is no transposition to draw; ``bar_silence``
+    (training) takes the melody out of a random share of the bars.
     """
 
     def __init__(self, songs, bars: int = 64, hop_bars: int = 16, context: str = "time", jitter: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, bar_silence: float = 0.0):
         from ..beat_tokens import BEAT_CONTEXTS
 
         if context not in BEAT_CONTEXTS:
             raise ValueError(f"context must be one of {BEAT_CONTEXTS} for the per-beat chord stage, not {context!r}")
         self.songs, self.context = list(songs), context
         self.bars, self.hop_bars, self.jitter, self.seed = bars, hop_bars, jitter, seed
+        self.bar_silence, self.epoch = bar_silence, 0
         self.index = self._windows(0)
 
     def _windows(self, offset: int) -> list[tuple[int, int, int]]:
@@ -266,20 +268,35 @@ class BeatWindowDataset(torch.utils.data.Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """``jitter``: every epoch cuts the songs at other bars (a seeded offset below ``hop_bars``), so the
-        model sees each passage at other places of its window."""
+        model sees each passage at other places of its window. ``bar_silence``: each epoch silences other bars."""
+        self.epoch = epoch
         if self.jitter:
             self.index = self._windows(int(np.random.default_rng([self.seed, epoch]).integers(self.hop_bars)))
 
     def __len__(self) -> int:
         return len(self.index)
 
+    def _silence_bars(self, x: np.ndarray, bar_of_beat: np.ndarray, idx: int) -> np.ndarray:
+        """The window's tokens with the melody of a random ``bar_silence`` share of its bars taken out
+        (seeded by seed, epoch and item): the targets stay, so the model learns the chords of the bars where
+        the melody rests from the bars around them, as it must between a song's phrases."""
+        from ..beat_tokens import silence_beats
+
+        bars = np.unique(bar_of_beat)
+        rng = np.random.default_rng([self.seed, self.epoch, idx])
+        chosen = bars[rng.random(len(bars)) < self.bar_silence]
+        return silence_beats(x, np.isin(bar_of_beat, chosen)) if len(chosen) else x
+
     def __getitem__(self, idx: int) -> dict:
         from ..beat_tokens import beat_positions
 
         i, lo, hi = self.index[idx]
         s = self.songs[i]
+        x = s.features[lo:hi]
+        if self.bar_silence > 0:
+            x = self._silence_bars(x, s.bar_of_beat[lo:hi], idx)
         return {
-            "x": torch.from_numpy(s.features[lo:hi]),
+            "x": torch.from_numpy(x),
             "positions": torch.from_numpy(beat_positions(self.context, s.rep[lo:hi])),
             "target": torch.from_numpy(s.chord[lo:hi]),
             "bass": torch.from_numpy(s.bass[lo:hi]),

@@ -33,7 +33,7 @@ FORMAT = 2
 CONFIG_LIMITS = {
     "n_in": (1, 4096), "n_out": (1, 4096), "d_model": (1, 4096), "n_heads": (1, 256), "n_layers": (1, 128),
     "d_ff": (1, 65536), "position_dim": (1, 256), "n_freqs": (1, 256), "n_features": (1, 8192),
-    "chunk_size": (1, 65536), "local_kernel": (1, 255),
+    "chunk_size": (1, 65536), "local_kernel": (1, 255), "block_kernel": (1, 255),
 }
 MAX_PARAMETERS = 500_000_000  # 2 GB of float32; the bundled stages have under a million each
 MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit

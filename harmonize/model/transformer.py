@@ -1,7 +1,7 @@
 """The structure-informed causal linear-attention transformer, all in one file (nanoGPT style).
 
 x [B,T,n_in] -> Linear (or a 1-D convolution over ``local_kernel`` steps) -> (+ absolute PE) -> n_layers
-pre-LN blocks -> LayerNorm -> Linear -> logits.
+pre-LN blocks (each optionally with a depthwise convolution over ``block_kernel`` steps) -> LayerNorm -> Linear -> logits.
 Each block's attention projects q, k, v, applies the attention-side positional encoding (position.py)
 to q and k, then φ and the chunkwise linear attention (attention.py). Weights are shared between the
 parallel pass (training, scoring, prefill) and the recurrent ``step`` (token-by-token decoding).
@@ -52,6 +52,10 @@ class ModelConfig:
     # Linear attention blurs position: it is weak at the sharp local focus that melody-to-chord needs
     # (the notes of the beats around a chord say most about it), so a local window is added at the input.
     local_kernel: int = 1
+    # > 1: each block also mixes this many neighbouring steps with a depthwise convolution after its attention
+    # (Conformer-style; odd, non-causal only). Stacked, the blocks then see far more neighbours than the input
+    # window alone, still without the blur of linear attention.
+    block_kernel: int = 1
 
     def __post_init__(self):
         problems = []
@@ -67,10 +71,12 @@ class ModelConfig:
             problems.append(f"{self.pe} needs an even head dim, got {self.d_model // self.n_heads}")
         if self.pe == "ape" and self.d_model % 2:
             problems.append("ape needs an even d_model")
-        if self.local_kernel < 1 or self.local_kernel % 2 == 0:
-            problems.append(f"local_kernel must be an odd number >= 1, got {self.local_kernel}")
-        elif self.local_kernel > 1 and self.causal:
-            problems.append("local_kernel > 1 needs causal=False (a step would see the steps after it)")
+        for name in ("local_kernel", "block_kernel"):
+            kernel = getattr(self, name)
+            if kernel < 1 or kernel % 2 == 0:
+                problems.append(f"{name} must be an odd number >= 1, got {kernel}")
+            elif kernel > 1 and self.causal:
+                problems.append(f"{name} > 1 needs causal=False (a step would see the steps after it)")
         for name in ("n_in", "n_out", "d_model", "n_heads", "n_layers", "d_ff", "position_dim", "n_freqs",
                      "n_features", "chunk_size"):
             if getattr(self, name) < 1:
@@ -129,13 +135,35 @@ class SelfAttention(nn.Module):
         return self.proj(y.reshape(x.shape).to(x.dtype)), state
 
 
+class LocalConv(nn.Module):
+    """x + pointwise(GELU(depthwise_conv(LN(x)))) over ``kernel`` neighbouring steps; padding steps are zeroed
+    first so that they cannot leak into the real steps beside them."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        k = cfg.block_kernel
+        self.ln = nn.LayerNorm(cfg.d_model)
+        self.depthwise = nn.Conv1d(cfg.d_model, cfg.d_model, k, padding=k // 2, groups=cfg.d_model)
+        self.pointwise = nn.Linear(cfg.d_model, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        h = self.ln(x)
+        if mask is not None:
+            h = h * mask[..., None].to(h.dtype)
+        h = torch.nn.functional.gelu(self.depthwise(h.transpose(1, 2)).transpose(1, 2))
+        return x + self.drop(self.pointwise(h))
+
+
 class Block(nn.Module):
-    """Pre-LN transformer block: x + attn(LN(x)), then x + MLP(LN(x))."""
+    """Pre-LN transformer block: x + attn(LN(x)), then (``block_kernel`` > 1) the local convolution, then
+    x + MLP(LN(x))."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.attn = SelfAttention(cfg)
+        self.conv = LocalConv(cfg) if cfg.block_kernel > 1 else None
         self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Linear(cfg.d_ff, cfg.d_model),
                                  nn.Dropout(cfg.dropout))
         self.drop = nn.Dropout(cfg.dropout)
@@ -144,6 +172,8 @@ class Block(nn.Module):
         a = self.attn(self.ln1(x), positions, mask, return_state)
         a, state = a if return_state else (a, None)
         x = x + self.drop(a)
+        if self.conv is not None:
+            x = self.conv(x, mask)
         x = x + self.mlp(self.ln2(x))
         return (x, state) if return_state else x
 
