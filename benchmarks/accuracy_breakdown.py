@@ -11,7 +11,10 @@ POP909-CL's with ``--labels cl``) is put in one of three groups:
   no chord on purpose (issue 11 asks for N.C. there), so its accuracy there is ~0 by design.
 
 Root + maj/min accuracy per group (pooled over beats) says how far a target is from reach: the share of
-``outside`` beats caps the overall figure of any system that plays N.C. there.
+``outside`` beats caps the overall figure of any system that plays N.C. there. Against POP909's labels, a
+third column scores POP909-CL's expert-corrected chords as if they were a system's (an oracle, not a user
+figure: the songs with a POP909-CL file): how often two annotations of the same beat agree, a ceiling of sorts
+for any harmonizer scored against the algorithmic labels.
 
     python -m benchmarks.accuracy_breakdown --data ../shared/pop909
     python -m benchmarks.accuracy_breakdown --model runs/x --variant raw --labels cl --json-out b.json
@@ -71,10 +74,17 @@ def song_counts(song_dir: Path, harmonizer, variant: str, labels: str, cl_root: 
         "stripe": harmonizer(song, HarmonizeOptions(accompaniment=False)).chords,
         "hmm": harmonize_song(song),
     }
+    preds = {name: chords_per_annotated_step(spans, file_grid, annotated.grid) for name, spans in systems.items()}
+    if labels == "pop909" and cl_root is not None and (cl_root / "POP909_processed").is_dir():
+        from harmonize.data.pop909_cl import song_cl_chords
+
+        try:  # the expert labels, on the annotated grid already
+            preds["expert"] = chords_per_step(song_cl_chords(cl_root, song_dir, annotated.grid), annotated.n_steps)
+        except StripeError:
+            pass
     starts, groups = beat_groups(annotated, len(ref))
     out = {}
-    for name, spans in systems.items():
-        pred = chords_per_annotated_step(spans, file_grid, annotated.grid)
+    for name, pred in preds.items():
         counts = np.zeros((len(GROUPS), 2), np.int64)
         for t, g in zip(starts, groups, strict=True):
             if t < len(pred) and not ref[t].is_none:
@@ -115,27 +125,32 @@ def main() -> None:
     ids = [i for i in split_song_ids("val", root) if (root / f"{i:03d}").is_dir()]
     ids = ids[: args.songs] if args.songs else ids
     t0 = time.perf_counter()
-    totals = {s: np.zeros((len(GROUPS), 2), np.int64) for s in ("stripe", "hmm")}
+    totals = {s: np.zeros((len(GROUPS), 2), np.int64) for s in ("stripe", "hmm", "expert")}
     with tempfile.TemporaryDirectory() as tmp:
         for i in ids:
             for name, counts in song_counts(root / f"{i:03d}", harmonizer, args.variant, args.labels, cl_root,
                                             Path(tmp)).items():
                 totals[name] += counts
+    if not totals["expert"][:, 1].sum():
+        del totals["expert"]
     beats = totals["stripe"][:, 1]
     print(f"python -m benchmarks.accuracy_breakdown --model {args.model} --variant {args.variant} "
           f"--labels {args.labels} --songs {args.songs}")
     print(f"{len(ids)} val songs, {int(beats.sum())} annotated beats with a chord, {time.perf_counter() - t0:.0f} s; "
           f"model {harmonizer.source}")
-    print("| beats | share | stripe root+maj/min | HMM root+maj/min |")
-    print("|---|---|---|---|")
+    expert = "expert" in totals
+    print("| beats | share | stripe root+maj/min | HMM root+maj/min |" + (" POP909-CL's chords (oracle) |" if expert else ""))
+    print("|---|---|---|---|" + ("---|" if expert else ""))
     report = {"model": harmonizer.source, "variant": args.variant, "labels": args.labels, "songs": len(ids)}
     for g, name in enumerate(GROUPS):
         acc = {s: totals[s][g, 0] / max(totals[s][g, 1], 1) for s in totals}
         report[name] = {"share": float(beats[g] / beats.sum()), **{s: float(a) for s, a in acc.items()}}
-        print(f"| {name} | {beats[g] / beats.sum():.3f} | {acc['stripe']:.3f} | {acc['hmm']:.3f} |")
+        print(f"| {name} | {beats[g] / beats.sum():.3f} | {acc['stripe']:.3f} | {acc['hmm']:.3f} |"
+              + (f" {acc['expert']:.3f} |" if expert else ""))
     overall = {s: float(totals[s][:, 0].sum() / totals[s][:, 1].sum()) for s in totals}
     report["all"] = overall
-    print(f"| all (pooled over beats) | 1 | {overall['stripe']:.3f} | {overall['hmm']:.3f} |")
+    print(f"| all (pooled over beats) | 1 | {overall['stripe']:.3f} | {overall['hmm']:.3f} |"
+          + (f" {overall['expert']:.3f} |" if expert else ""))
     with guard:
         save_json(report, args.json_out, guard)
 
