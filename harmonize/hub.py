@@ -40,6 +40,9 @@ DEFAULT_DECODING = {
     "phrase_cadence_weight": 0.0,
     # weight of the melody's chord-tone fit (the HMM baseline's emission) added to the chord stage's output
     "melody_fit_weight": 0.0,
+    # per-beat chord stages: the share of each window the next one overlaps (0: windows side by side, half
+    # the model time of 0.5; an ensemble of two members without overlap costs what one member with it does)
+    "beat_window_overlap": 0.5,
     # power of the learnt transitions' chord frequencies the posteriors are divided by (prior_weight: the song's)
     "corpus_prior_weight": 0.0,
     # decode with the folder's transitions.json (learnt bigrams) when it has one
@@ -206,7 +209,7 @@ def _short(value, limit: int = 60) -> str:
 _DECODING_RANGES = {"threshold": (0.0, 1.0), "gap": (0, 10_000), "chord_window_bars": (1, 4096),
                     "rep_weight": (0.0, 1.0), "cadence_weight": (0.0, 100.0),
                     "melody_fit_weight": (0.0, 100.0), "phrase_cadence_weight": (0.0, 100.0),
-                    "corpus_prior_weight": (0.0, 10.0)}
+                    "corpus_prior_weight": (0.0, 10.0), "beat_window_overlap": (0.0, 0.875)}
 
 
 def validate_decoding(decoding, path: Path) -> dict:

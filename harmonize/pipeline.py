@@ -207,14 +207,15 @@ class Harmonizer:
         return to_absolute(mean, key.tonic)
 
     def _member_log_probs(self, member: LoadedStage, beats) -> np.ndarray:
-        """One per-beat chord stage's key-relative log-probabilities of ``beats`` (a ``BeatSong``), its
-        overlapping windows weighted towards their middles."""
+        """One per-beat chord stage's key-relative log-probabilities of ``beats`` (a ``BeatSong``), its windows
+        (overlapping by the ``beat_window_overlap`` setting's share) weighted towards their middles."""
         from .beat_tokens import bar_windows, beat_positions
 
         bars = int(member.meta.get("bars", 64))
+        hop = max(1, round(bars * (1.0 - self.decoding["beat_window_overlap"])))
         total = np.zeros((beats.n_beats, N_CLASSES))
         weight = np.zeros((beats.n_beats, 1))
-        for lo, hi in bar_windows(beats.bar_of_beat, bars, max(1, bars // 2)):
+        for lo, hi in bar_windows(beats.bar_of_beat, bars, hop):
             x = torch.from_numpy(beats.features[lo:hi])[None].to(self.device)
             pos = torch.from_numpy(beat_positions(member.context, beats.rep[lo:hi]))[None].to(self.device)
             logits = member.model(x, pos)[0, :, :N_CLASSES].float()

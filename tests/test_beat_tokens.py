@@ -305,6 +305,18 @@ def test_an_ensemble_of_chord_stages_averages_their_posteriors(tmp_path):
     geometric = np.exp((alone[0] + alone[1]) / 2)
     np.testing.assert_allclose(np.exp(mixed), geometric / geometric.sum(1, keepdims=True), atol=1e-6)
     np.testing.assert_allclose(single.chord_beat_log_probs(song, key), alone[0])  # one member: as before
+    # beat_window_overlap 0: the 4-bar windows of a 12-bar song side by side (3) instead of every 2 bars (5)
+    long_song = Song("t", grid(12), [Note(4 * i, 4 * i + 3, 60 + 3 * (i % 4)) for i in range(1, 46)])
+    calls = []
+    forward = single.chord.model.forward
+    single.chord.model.forward = lambda x, pos, mask=None: calls.append(x.shape[1]) or forward(x, pos, mask)
+    overlapping = single.chord_beat_log_probs(long_song, key)
+    assert calls == [16] * 5
+    calls.clear()
+    single.decoding = single.decoding | {"beat_window_overlap": 0.0}
+    side_by_side = single.chord_beat_log_probs(long_song, key)
+    assert calls == [16] * 3
+    assert side_by_side.shape == overlapping.shape and not np.allclose(side_by_side, overlapping)
     # a folder naming one chord stage runs it alone, whatever the bundled model's members
     assert len(Harmonizer.load(str(tiny / "chord-2")).chord_members) == 1
     # only per-beat stages average: a per-step chord-2/ is a one-line error naming it

@@ -90,6 +90,8 @@ def _set_meta_list(folder: Path):
     (lambda m: (m / "harmonizer.json").write_text("[]"), "harmonizer.json", "must be a JSON object"),
     (lambda m: (m / "harmonizer.json").write_text('{"decoding": {"gap": "x"}}'), "harmonizer.json",
      "decoding.gap must be an integer"),
+    (lambda m: (m / "harmonizer.json").write_text('{"decoding": {"beat_window_overlap": 1.0}}'), "harmonizer.json",
+     "decoding.beat_window_overlap must be"),
 ])
 def test_model_json_of_the_wrong_shape(src, model_dir, tmp_path, edit, file, message):
     broken = _broken_copy(model_dir, tmp_path, edit)
