@@ -103,6 +103,11 @@ def main() -> None:
     args = ap.parse_args()
     grid = {name: tuple(float(v) for v in values.split(",")) for name, values in
             (item.split("=", 1) for item in args.sweep)} if args.sweep else SWEEP
+    if "beat_window_overlap" in grid:  # the chord stage runs once, before the sweep: it would change nothing
+        from harmonize.errors import StripeError
+
+        raise StripeError("beat_window_overlap is read by the chord stage, which runs once before the sweep: set "
+                          "it in the model folder's harmonizer.json instead", "--sweep")
 
     import torch
 

@@ -297,3 +297,15 @@ def test_decoding_changes_chords_only_where_allowed(learnt, tmp_path):
                             temperature=1.0, rng=np.random.default_rng(0),
                             change_allowed=change_points("bar", g.beat_starts, g.bar_starts))
     assert {s.start for s in sampled} <= {0, 16}  # sampling obeys it too
+
+
+def test_decoder_sweep_refuses_a_setting_the_chord_stage_reads():
+    import subprocess
+    import sys
+
+    # the sweep decodes posteriors computed once: sweeping the window overlap would silently change nothing
+    done = subprocess.run([sys.executable, "-m", "benchmarks.decoder_sweep", "--data", "nowhere",
+                           "--sweep", "beat_window_overlap=0,0.5"], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[1])
+    assert done.returncode == 2 and "beat_window_overlap" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
