@@ -43,6 +43,9 @@ DEFAULT_DECODING = {
     # per-beat chord stages: the share of each window the next one overlaps (0: windows side by side, half
     # the model time of 0.5; an ensemble of two members without overlap costs what one member with it does)
     "beat_window_overlap": 0.5,
+    # > 0: a melody shorter than this many bars gets the prior correction in proportion (a folk tune's few chords
+    # are its style, not a bias of the model to correct)
+    "prior_full_bars": 0,
     # power of the learnt transitions' chord frequencies the posteriors are divided by (prior_weight: the song's)
     "corpus_prior_weight": 0.0,
     # decode with the folder's transitions.json (learnt bigrams) when it has one
@@ -209,7 +212,8 @@ def _short(value, limit: int = 60) -> str:
 _DECODING_RANGES = {"threshold": (0.0, 1.0), "gap": (0, 10_000), "chord_window_bars": (1, 4096),
                     "rep_weight": (0.0, 1.0), "cadence_weight": (0.0, 100.0),
                     "melody_fit_weight": (0.0, 100.0), "phrase_cadence_weight": (0.0, 100.0),
-                    "corpus_prior_weight": (0.0, 10.0), "beat_window_overlap": (0.0, 0.875)}
+                    "corpus_prior_weight": (0.0, 10.0), "beat_window_overlap": (0.0, 0.875),
+                    "prior_full_bars": (0, 4096)}
 
 
 def validate_decoding(decoding, path: Path) -> dict:

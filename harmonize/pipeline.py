@@ -123,6 +123,18 @@ def structure_decoding(song: Song, decoding: dict, bar_rep: np.ndarray | None = 
     return out
 
 
+def prior_weight(song: Song, decoding: dict) -> float:
+    """The prior correction for ``song``: ``prior_weight``, scaled down for a melody of fewer bars than
+    ``prior_full_bars`` (when that is set)."""
+    full = decoding["prior_full_bars"]
+    if not full or not song.melody:
+        return decoding["prior_weight"]
+    first, last = melody_span(song.melody)
+    bars = np.asarray(song.grid.bar_starts or [0])
+    n_bars = int(np.searchsorted(bars, last, side="left") - np.searchsorted(bars, first, side="right") + 1)
+    return decoding["prior_weight"] * min(1.0, max(n_bars, 1) / full)
+
+
 class Harmonizer:
     """Both stages, loaded once, ready to harmonize any number of songs."""
 
@@ -267,7 +279,7 @@ class Harmonizer:
         return decode_chords(
             logp, grid.beat_starts, grid.bar_starts, song.n_steps, key=key,
             change_penalty=d["change_penalty"], offbar_penalty=d["offbar_penalty"],
-            none_penalty=d["none_penalty"], key_weight=d["key_weight"], prior_weight=d["prior_weight"],
+            none_penalty=d["none_penalty"], key_weight=d["key_weight"], prior_weight=prior_weight(song, d),
             temperature=temperature, rng=np.random.default_rng(seed), change_allowed=allowed,
             corpus_prior_weight=d["corpus_prior_weight"], **structure_decoding(song, d, bar_rep))
 

@@ -309,3 +309,17 @@ def test_decoder_sweep_refuses_a_setting_the_chord_stage_reads():
                           cwd=Path(__file__).parents[1])
     assert done.returncode == 2 and "beat_window_overlap" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_prior_correction_shrinks_for_a_short_melody():
+    from harmonize.hub import DEFAULT_DECODING
+    from harmonize.pipeline import prior_weight
+
+    g = grid(64)  # 64 bars of 4 beats, 4 steps a beat
+    settings = DEFAULT_DECODING | {"prior_weight": 0.8, "prior_full_bars": 48}
+    tune = Song("t", g, [Note(16 * b, 16 * b + 8, 60 + b % 5) for b in range(4, 16)])  # 12 bars of melody
+    assert prior_weight(tune, settings) == pytest.approx(0.8 * 12 / 48)
+    song = Song("s", g, [Note(16 * b, 16 * b + 8, 60 + b % 5) for b in range(2, 62)])  # 60 bars
+    assert prior_weight(song, settings) == 0.8
+    assert prior_weight(tune, settings | {"prior_full_bars": 0}) == 0.8  # 0: off, as before
+    assert prior_weight(Song("e", g, []), settings) == 0.8
