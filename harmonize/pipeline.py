@@ -86,6 +86,8 @@ def stage_sources(spec: HarmonizerSpec) -> dict[str, str]:
             out[stage] = named.rsplit(" (", 1)[0] if named.endswith(f"({stage})") else base
         else:
             out[stage] = spec.source
+    for n, _ in enumerate(spec.chord_extra, start=2):  # an ensemble's further chord stages, from the same folder
+        out[f"chord-{n}"] = out["chord"]
     return out
 
 

@@ -295,7 +295,7 @@ def test_an_ensemble_of_chord_stages_averages_their_posteriors(tmp_path):
     torch.manual_seed(1)
     tiny_beat_stage(tiny / "chord-2", beat_features="line")  # members may read different tokens
     both = Harmonizer.load(str(tiny))
-    assert len(both.chord_members) == 2
+    assert len(both.chord_members) == 2 and both.stage_sources["chord-2"] == both.stage_sources["chord"]
     g = grid(6)
     song = Song("t", g, [Note(4 * i, 4 * i + 3, 60 + 3 * (i % 4)) for i in range(1, 22)])
     key = Key(2, "major")
