@@ -81,13 +81,16 @@ def check_feature_set(name: str) -> str:
     return name
 
 
-def _block_columns(name: str) -> slice:
-    names = list(_BLOCKS) + list(_LINE_BLOCKS)
-    sizes = list(_BLOCKS.values()) + list(_LINE_BLOCKS.values())
-    i = names.index(name)
-    return slice(sum(sizes[:i]), sum(sizes[:i + 1]))
+def _block_columns() -> dict[str, slice]:
+    """Each block's columns in a token (the "line" blocks after the base ones)."""
+    out, at = {}, 0
+    for name, size in {**_BLOCKS, **_LINE_BLOCKS}.items():
+        out[name] = slice(at, at + size)
+        at += size
+    return out
 
 
+_COLUMNS = _block_columns()
 _MELODY_BLOCKS = ("dur", "onset", "low", "high", "register", "at_beat", "leap")
 
 
@@ -96,8 +99,8 @@ def silence_beats(features: np.ndarray, silent: np.ndarray) -> np.ndarray:
     beats would be, were the melody resting there (where the beat is, the key and the repetition stay)."""
     out = features.copy()
     for name in _MELODY_BLOCKS:
-        out[silent, _block_columns(name)] = 0.0
-    out[silent, _block_columns("rest")] = 1.0
+        out[silent, _COLUMNS[name]] = 0.0
+    out[silent, _COLUMNS["rest"]] = 1.0
     return out
 
 
@@ -113,11 +116,12 @@ def beat_features(melody: list[Note], grid: Grid, key: Key, rep: np.ndarray | No
                   feature_set: str = "base") -> np.ndarray:
     """``[n_beats, FEATURE_SETS[feature_set]]`` float32 tokens of ``melody`` on ``grid``, pitch classes relative
     to ``key`` (``rep``: ``repetition_per_beat``'s ids when already computed)."""
+    check_feature_set(feature_set)
     T = grid.n_steps
     bounds = beat_bounds(grid.beat_starts, T)
     nb = len(bounds)
     if nb == 0:
-        return np.zeros((0, FEATURE_SETS[check_feature_set(feature_set)]), np.float32)
+        return np.zeros((0, FEATURE_SETS[feature_set]), np.float32)
     starts, lengths = bounds[:, 0], (bounds[:, 1] - bounds[:, 0]).astype(np.float32)
     sound, onset, low, high = _step_arrays(melody, T)
     rot = lambda a: np.roll(a, -key.tonic, axis=1)  # noqa: E731 - pitch class p -> p - tonic
@@ -156,7 +160,7 @@ def beat_features(melody: list[Note], grid: Grid, key: Key, rep: np.ndarray | No
     blocks = [rot(dur), rot(ons), _onehot(low_pc, 12), _onehot(high_pc, 12), (1 - any_sound)[:, None],
               register[:, None], _onehot(np.minimum(beat_in_bar, 7), 8), _onehot(bar_len, 3),
               _onehot(group, GROUP_BARS), np.stack([before, after], 1), seen[:, None], minor[:, None]]
-    if check_feature_set(feature_set) == "line":
+    if feature_set == "line":
         leap_sound = _step_arrays(_leaping_notes(melody), T)[0]
         blocks += [rot(sound[starts]), rot(np.add.reduceat(leap_sound, starts, axis=0) / lengths[:, None])]
     return np.concatenate(blocks, axis=1).astype(np.float32)

@@ -135,9 +135,14 @@ class SelfAttention(nn.Module):
         return self.proj(y.reshape(x.shape).to(x.dtype)), state
 
 
+def zero_padding(x: Tensor, mask: Tensor | None) -> Tensor:
+    """``x`` [B,T,C] with its padding steps (``mask`` False) zeroed, so that a convolution over the steps cannot
+    carry them into the real steps beside them."""
+    return x if mask is None else x * mask[..., None].to(x.dtype)
+
+
 class LocalConv(nn.Module):
-    """x + pointwise(GELU(depthwise_conv(LN(x)))) over ``kernel`` neighbouring steps; padding steps are zeroed
-    first so that they cannot leak into the real steps beside them."""
+    """x + pointwise(GELU(depthwise_conv(LN(x)))) over ``block_kernel`` neighbouring steps (padding zeroed)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -148,9 +153,7 @@ class LocalConv(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
-        h = self.ln(x)
-        if mask is not None:
-            h = h * mask[..., None].to(h.dtype)
+        h = zero_padding(self.ln(x), mask)
         h = torch.nn.functional.gelu(self.depthwise(h.transpose(1, 2)).transpose(1, 2))
         return x + self.drop(self.pointwise(h))
 
@@ -206,9 +209,7 @@ class StructureTransformer(nn.Module):
 
     def _embed(self, x: Tensor, positions: Tensor, mask: Tensor | None = None) -> Tensor:
         if isinstance(self.inp, nn.Conv1d):
-            if mask is not None:  # padding steps must not leak into the real steps beside them
-                x = x * mask[..., None].to(x.dtype)
-            h = self.inp(x.transpose(1, 2)).transpose(1, 2)
+            h = self.inp(zero_padding(x, mask).transpose(1, 2)).transpose(1, 2)
         else:
             h = self.inp(x)
         if self.ape is not None:
