@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from harmonize.baseline import harmonize_baseline
-from harmonize.data.pop909 import load_split, read_cl_chords
+from harmonize.data.pop909 import load_split
+from harmonize.data.pop909_cl import read_cl_chords
 from harmonize.decode import decode_chords
 from harmonize.metrics import (
     chord_accuracy,

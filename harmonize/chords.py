@@ -190,3 +190,20 @@ def chord_from_pitch_classes(pcs: set[int] | frozenset[int]) -> Chord:
             if score > best_score:
                 best, best_score = Chord(root, quality), score
     return best
+
+
+def chord_on_root(root: int, pcs: set[int]) -> Chord:
+    """The chord on ``root`` that the pitch classes ``pcs`` spell: the largest vocabulary quality on that root
+    whose tones all sound (Dai et al.'s ``maj(9)`` -> maj, not the dominant 9th; POP909-CL's block C E G B D
+    -> Cmaj7, not Em7), ties to the commoner (earlier) quality; else the closest one."""
+    rel = {(p - root) % 12 for p in pcs}
+    inside = [q for q, iv in QUALITY_INTERVALS.items() if set(iv) <= rel]
+    if inside:
+        return Chord(root, max(inside, key=lambda q: len(QUALITY_INTERVALS[q])))
+    best, best_score = "maj", -99.0
+    for quality, intervals in QUALITY_INTERVALS.items():
+        q = set(intervals)
+        score = len(rel & q) - 0.75 * len(rel - q) - 0.5 * len(q - rel) - 0.01 * len(q)
+        if score > best_score:
+            best, best_score = quality, score
+    return Chord(root, best)

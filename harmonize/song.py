@@ -6,6 +6,7 @@ labels it; ``encode.py`` turns it into tensors. Times in seconds live only in ``
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -137,3 +138,19 @@ class Song:
     @property
     def n_bars(self) -> int:
         return len(self.grid.bar_starts)
+
+
+def fill_rests(melody: list[Note], other: list[Note]) -> list[Note]:
+    """``melody`` with the notes of ``other`` that sound only while it rests (none overlapping a melody note)
+    added, in onset order: a second line heard where the first is silent."""
+    ends = sorted((n.start, n.end) for n in melody)
+    starts = [a for a, _ in ends]
+    longest_end = []  # running maximum of the melody notes' ends, by onset
+    for _, b in ends:
+        longest_end.append(max(b, longest_end[-1]) if longest_end else b)
+    kept = []
+    for n in other:
+        i = bisect.bisect_left(starts, n.end)  # melody notes starting before this note ends
+        if i == 0 or longest_end[i - 1] <= n.start:
+            kept.append(n)
+    return sorted([*melody, *kept], key=lambda n: (n.start, n.pitch))

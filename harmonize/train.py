@@ -85,6 +85,7 @@ class TrainConfig:
     block_kernel: int = 1  # > 1: every block adds a depthwise convolution over this many tokens (non-causal)
     beat_features: str = "base"  # chord-beat: the token's feature set (beat_tokens.FEATURE_SETS)
     bar_silence: float = 0.0  # chord-beat: share of training bars whose melody is taken out (targets kept)
+    bridge_fill: bool = False  # chord-beat: add a copy of each training song with its melody's rests filled by the bridge
 
     def __post_init__(self):
         _check_fields(self)
@@ -97,6 +98,8 @@ class TrainConfig:
                 raise StripeError(f"{name} must be odd (a window centred on the token), not {kernel}")
             if kernel > 1 and self.causal:
                 raise StripeError(f"{name} > 1 sees the tokens after each one: it needs --bidirectional")
+        if self.bridge_fill and self.stage != "chord-beat":
+            raise StripeError("--bridge-fill is for --stage chord-beat")
         from .beat_tokens import FEATURE_SETS
 
         if self.beat_features not in FEATURE_SETS:
@@ -218,6 +221,10 @@ def load_beat_songs(cfg: TrainConfig, split: str, max_songs: int = 0, warn=None)
     (what the pipeline does with a user's file). A POP909-layout folder gives chords from POP909-CL when
     ``cfg.cl`` is set, and the piano track's bass and chroma targets; a folder of MIDI files with chords
     (``data/folder_data.py``) gives chords only. ``cfg.extra_data``'s songs of the same split are added."""
+    from .data.folder_data import is_pop909_layout
+
+    if cfg.bridge_fill and not is_pop909_layout(Path(cfg.data)):
+        raise StripeError("--bridge-fill needs a POP909-layout folder (songs with a BRIDGE track)", cfg.data)
     out = _beat_songs_of(Path(cfg.data), cfg, split, max_songs, warn)
     if cfg.extra_data:  # repeated in training only: validation counts every song once
         out += _beat_songs_of(Path(cfg.extra_data), cfg, split, 0, warn) * (cfg.extra_repeat if split == "train" else 1)
@@ -229,8 +236,9 @@ def load_beat_songs(cfg: TrainConfig, split: str, max_songs: int = 0, warn=None)
 def _beat_songs_of(root: Path, cfg: TrainConfig, split: str, max_songs: int, warn) -> list:
     from .beat_tokens import encode_beats
     from .data.folder_data import is_pop909_layout, load_folder_split
-    from .data.pop909 import load_split, read_cl_chords, song_id
-    from .song import Song
+    from .data.pop909 import load_split, song_id
+    from .data.pop909_cl import read_cl_chords
+    from .song import Song, fill_rests
     from .structure import estimate_key
 
     if not root.is_dir():
@@ -249,12 +257,18 @@ def _beat_songs_of(root: Path, cfg: TrainConfig, split: str, max_songs: int, war
             cl_midi = Path(cfg.cl) / "POP909_processed" / f"{sid}.mid"
             try:
                 chords = read_cl_chords(cl_midi, root / sid / f"{song_id(root / sid)}.mid", song.grid)
-            except StripeError as err:  # a CL file without a chord track, or missing: skip the song
+            except StripeError as err:  # missing, without a chord track, or another arrangement: skip the song
                 logging.getLogger(__name__).warning("skipping %s: %s", song.name, err)
                 continue
         key = estimate_key(Song(song.name, song.grid, song.melody))
         out.append(encode_beats(song.melody, song.grid, key, chords, song.piano, song.name,
                                 feature_set=cfg.beat_features))
+        if cfg.bridge_fill and split == "train" and song.bridge:
+            # more melodic lines over the same chords: the bridge (POP909's second melody) where the melody rests
+            line = fill_rests(song.melody, song.bridge)
+            key = estimate_key(Song(song.name, song.grid, line))
+            out.append(encode_beats(line, song.grid, key, chords, song.piano, f"{song.name}+bridge",
+                                    feature_set=cfg.beat_features))
     return out
 
 

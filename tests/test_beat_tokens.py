@@ -213,7 +213,8 @@ def test_train_chord_beat_through_the_cli_and_resume(tmp_path, monkeypatch):
 def test_pop909_cl_chords_land_on_the_pop909_grid(tmp_path, chord_track):
     from midi_factory import RES, Track, make_midi
 
-    from harmonize.data.pop909 import read_cl_chords
+    from harmonize.data.pop909_cl import read_cl_chords
+    from harmonize.errors import StripeError
 
     # POP909 file at 120 bpm (a beat = 0.5 s) starting one beat late; the CL file re-times the same
     # notes to start at tick 0 at 100 bpm, and writes C (root position) then A minor as block chords
@@ -226,6 +227,20 @@ def test_pop909_cl_chords_land_on_the_pop909_grid(tmp_path, chord_track):
     grid = Grid.from_beats(np.arange(11) * 0.5)
     spans = read_cl_chords(cl, orig, grid)
     assert [(s.start, s.end, s.chord) for s in spans] == [(4, 20, Chord(0, "maj")), (20, 36, Chord(9, "min"))]
+    # another arrangement (under half of the notes pair up) is refused, not read at the wrong times
+    other = [(s, e, p + 1) for s, e, p in shift[:10]] + shift[10:]
+    cl2 = make_midi(tmp_path / "cl2.mid", [Track("piano", other), Track(chord_track, blocks)], tempos=[(0, 100.0)])
+    with pytest.raises(StripeError, match="notes match"):
+        read_cl_chords(cl2, orig, grid)
+
+
+def test_cl_block_chords_are_rooted_on_the_bass():
+    from harmonize.data.pop909_cl import block_chord
+
+    cmaj9 = block_chord([48, 52, 55, 59, 62])  # C E G B D: on C (a maj9, class maj7), not Em7
+    assert cmaj9.root == 0 and cmaj9.class_quality == "maj7"
+    assert block_chord([45, 60, 64]) == Chord(9, "min")
+    assert block_chord([52, 55, 60]) == Chord(0, "maj")  # E G C: no chord on E sounds; the template finds C
 
 
 def test_window_jitter_cuts_the_songs_elsewhere_each_epoch_and_covers_them():
@@ -325,3 +340,36 @@ def test_an_ensemble_of_chord_stages_averages_their_posteriors(tmp_path):
     with pytest.raises(StripeError, match="per-beat chord stages only") as err:
         Harmonizer.load(str(tiny))
     assert "chord-2" in str(err.value)
+
+
+def test_fill_rests_adds_only_notes_sounding_while_the_melody_rests():
+    from harmonize.song import Note, fill_rests
+
+    melody = [Note(0, 4, 60), Note(8, 12, 62)]
+    other = [Note(2, 6, 70), Note(4, 8, 71), Note(12, 16, 72), Note(5, 9, 73), Note(0, 2, 74), Note(16, 18, 75)]
+    line = fill_rests(melody, other)
+    assert [(n.start, n.end, n.pitch) for n in line] == [(0, 4, 60), (4, 8, 71), (8, 12, 62), (12, 16, 72),
+                                                         (16, 18, 75)]
+    assert fill_rests(melody, []) == melody and fill_rests([], other[:2]) == sorted(other[:2], key=lambda n: n.start)
+    # a long melody note hides a bridge note that starts after a later, shorter melody note began
+    assert fill_rests([Note(0, 20, 60), Note(2, 3, 64)], [Note(4, 6, 70)]) == [Note(0, 20, 60), Note(2, 3, 64)]
+
+
+def test_bridge_fill_adds_training_copies_only(monkeypatch, tmp_path):
+    from harmonize.train import TrainConfig, load_beat_songs
+
+    monkeypatch.setenv("STRIPE_CACHE", str(tmp_path / "cache"))
+    plain = {s.name: s for s in load_beat_songs(TrainConfig(data=str(FIXTURES), stage="chord-beat"), "train")}
+    filled = {s.name: s for s in load_beat_songs(TrainConfig(data=str(FIXTURES), stage="chord-beat", bridge_fill=True),
+                                                 "train")}
+    copies = sorted(n for n in filled if n.endswith("+bridge"))
+    assert copies and sorted(set(filled) - set(copies)) == sorted(plain)
+    for name in copies:
+        original, copy = filled[name.removesuffix("+bridge")], filled[name]
+        assert copy.n_beats == original.n_beats
+        if copy.key == original.key:  # same frame: the same chord targets, more beats with melody
+            assert (copy.chord == original.chord).all()
+        assert not np.array_equal(copy.features, original.features)
+    val = TrainConfig(data=str(FIXTURES), stage="chord-beat", bridge_fill=True)
+    assert [s.name for s in load_beat_songs(val, "val")] == [s.name for s in load_beat_songs(
+        TrainConfig(data=str(FIXTURES), stage="chord-beat"), "val")]

@@ -192,7 +192,8 @@ def test_init_starts_from_a_trained_model_and_checks_the_architecture(folder, tm
     assert conv["inp.weight"][..., [0, 2]].abs().max() < 1e-6
     for flags, message in ((["--local-kernel", "4"], "odd"), (["--local-kernel", "3", "--stage", "chord"], "--bidirectional"),
                            (["--block-kernel", "2"], "odd"), (["--block-kernel", "3", "--stage", "chord"], "--bidirectional"),
-                           (["--beat-features", "lines"], "beat_features"), (["--bar-silence", "0.95"], "bar_silence")):
+                           (["--beat-features", "lines"], "beat_features"), (["--bar-silence", "0.95"], "bar_silence"),
+                           (["--bridge-fill"], "chord-beat"), ([*BEAT, "--bridge-fill"], "POP909-layout")):
         bad = runner.invoke(app, ["train", "--data", str(folder), "--out", str(tmp_path / "bad3"), *TINY, *flags])
         assert bad.exit_code == 2 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
     # --block-kernel adds a depthwise convolution to every block, recorded in the saved config

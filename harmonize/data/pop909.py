@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..chords import QUALITY_INTERVALS, Chord, parse_chord, parse_pitch_class
+from ..chords import Chord, chord_on_root, parse_chord, parse_pitch_class
 from ..errors import StripeError
 from ..io.atomic import atomic_write_bytes
 from ..song import STEPS_PER_QUARTER, ChordSpan, Grid, Key, Note, Song
@@ -194,23 +194,6 @@ def read_midi_chords(path: Path, grid: Grid) -> list[ChordSpan]:
     return spans
 
 
-def _chord_from_root_pcs(root: int, pcs: set[int]) -> Chord:
-    """Dai et al. write qualities parse_chord lacks (``maj(9)``, ``sus4(b7,9)``); their pitch-class
-    list is reliable, so take the largest vocabulary quality on that root whose tones all sound
-    (``maj(9)`` -> maj, not the dominant 9th), ties to the commoner (earlier) quality."""
-    rel = {(p - root) % 12 for p in pcs}
-    inside = [q for q, iv in QUALITY_INTERVALS.items() if set(iv) <= rel]
-    if inside:
-        return Chord(root, max(inside, key=lambda q: len(QUALITY_INTERVALS[q])))
-    best, best_score = "maj", -99.0
-    for quality, intervals in QUALITY_INTERVALS.items():
-        q = set(intervals)
-        score = len(rel & q) - 0.75 * len(rel - q) - 0.5 * len(q - rel) - 0.01 * len(q)
-        if score > best_score:
-            best, best_score = quality, score
-    return Chord(root, best)
-
-
 def read_structure_chords(path: Path) -> list[tuple[Chord, int]]:
     """``finalized_chord.txt`` -> [(chord, length in quarters)] on Dai et al.'s own time line."""
     out = []
@@ -235,9 +218,9 @@ def read_structure_chords(path: Path) -> list[tuple[Chord, int]]:
             try:
                 chord = parse_chord(name)
                 if set(chord.pitch_classes) != pcs:  # the written name lost information
-                    chord = _chord_from_root_pcs(chord.root, pcs)
+                    chord = chord_on_root(chord.root, pcs)
             except ValueError:
-                chord = _chord_from_root_pcs(root % 12, pcs)
+                chord = chord_on_root(root % 12, pcs)
         out.append((chord, length))
     if not out:
         raise StripeError("no chords in file", path)
@@ -602,83 +585,3 @@ def windows(song, bars: int, hop_bars: int) -> list[Window]:
     if n_bars < bars:
         return [Window(0, n_steps, short=True)] if n_steps > 0 else []
     return [Window(edges[i], edges[i + bars]) for i in range(0, n_bars - bars + 1, hop_bars)]
-
-
-# ---------------------------------------------------------------- POP909-CL (corrected chords)
-
-
-def _sorted_notes(notes) -> list:
-    return sorted(notes, key=lambda n: (round(n.start, 4), n.pitch))
-
-
-def read_cl_chords(cl_midi: Path, pop909_midi: Path, grid: Grid) -> list[ChordSpan]:
-    """POP909-CL's expert-corrected chords of one song, on the POP909 song's own grid.
-
-    The CL file re-times POP909's notes onto a fixed-tempo grid (its ``piano`` track holds the MELODY,
-    BRIDGE and PIANO notes merged) and writes the chords as block chords (track ``chords``). Matching the
-    notes of both files (same pitches in the same order once sorted by onset and pitch) maps CL time to
-    POP909 seconds; each chord span goes through that map onto ``grid``. A chord's root is its lowest
-    note when that spells a vocabulary chord (POP909-CL writes root position), else template matching.
-    """
-    import pretty_midi
-
-    if not Path(cl_midi).is_file():
-        raise StripeError("POP909-CL file is missing", cl_midi)
-    try:
-        cl = pretty_midi.PrettyMIDI(str(cl_midi))
-        orig = pretty_midi.PrettyMIDI(str(pop909_midi))
-    except Exception as e:  # pretty_midi/mido raise many types on corrupt files
-        raise StripeError(f"cannot read MIDI ({type(e).__name__})", cl_midi) from e
-    tracks = {i.name.strip().lower(): i.notes for i in cl.instruments}
-    others = [name for name in tracks if name != "piano"]
-    if "piano" not in tracks or len(others) != 1:  # the chord track is 'chords' or, in some files, 'MIDI 01'
-        raise StripeError("expected a 'piano' track and one chord track", cl_midi)
-    tracks["chords"] = tracks[others[0]]
-    a = _sorted_notes(tracks["piano"])
-    b = _sorted_notes([n for i in orig.instruments for n in i.notes])
-    if len(a) != len(b) or any(x.pitch != y.pitch for x, y in zip(a, b, strict=True)):
-        # fall back on the longest matching pitch runs
-        matcher = difflib.SequenceMatcher(a=[n.pitch for n in a], b=[n.pitch for n in b], autojunk=False)
-        pairs = [(a[m.a + k], b[m.b + k]) for m in matcher.get_matching_blocks() for k in range(m.size)]
-    else:
-        pairs = list(zip(a, b, strict=True))
-    if len(pairs) < 2:
-        raise StripeError("POP909-CL notes do not match the POP909 notes", cl_midi)
-    src = np.array([p[0].start for p in pairs])
-    dst = np.array([p[1].start for p in pairs])
-    order = np.argsort(src, kind="stable")
-    src, dst = src[order], np.maximum.accumulate(dst[order])
-    src, first = np.unique(src, return_index=True)
-    dst = dst[first]
-
-    def to_seconds(t: np.ndarray) -> np.ndarray:
-        out = np.interp(t, src, dst)
-        if len(src) > 1:  # straight lines beyond the first and last note
-            lo_slope = (dst[1] - dst[0]) / max(src[1] - src[0], 1e-9)
-            hi_slope = (dst[-1] - dst[-2]) / max(src[-1] - src[-2], 1e-9)
-            out = np.where(t < src[0], dst[0] + (t - src[0]) * lo_slope, out)
-            out = np.where(t > src[-1], dst[-1] + (t - src[-1]) * hi_slope, out)
-        return out
-
-    groups: dict[tuple[float, float], list] = {}
-    for n in tracks["chords"]:
-        groups.setdefault((round(n.start, 4), round(n.end, 4)), []).append(n)
-    spans = []
-    for (start, end), notes in sorted(groups.items()):
-        pcs = {n.pitch % 12 for n in notes}
-        root = min(notes, key=lambda n: n.pitch).pitch % 12
-        rel = {(p - root) % 12 for p in pcs}
-        chord = (_chord_from_root_pcs(root, pcs) if any(set(iv) <= rel for iv in QUALITY_INTERVALS.values())
-                 else _template_chord(pcs))
-        lo, hi = (int(x) for x in grid.time_to_step(to_seconds(np.array([start, end]))))
-        if hi > lo:
-            spans.append(ChordSpan(lo, hi, chord))
-    if not spans:
-        raise StripeError("no chords in the chords track", cl_midi)
-    return spans
-
-
-def _template_chord(pcs: set[int]) -> Chord:
-    from ..chords import chord_from_pitch_classes
-
-    return chord_from_pitch_classes(pcs)
