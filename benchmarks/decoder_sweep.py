@@ -86,6 +86,13 @@ def score(cases, harmonizer, decoding: dict, harmonic_rhythm: str = "auto") -> d
     return {k: float(np.nanmean([r.get(k, np.nan) for r in rows])) for k in names}
 
 
+def _setting_value(text: str) -> float | bool:
+    """A swept value: true / false for a switch (``melody_span_nc``), else a number."""
+    if text.strip().lower() in ("true", "false"):
+        return text.strip().lower() == "true"
+    return float(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/pop909")
@@ -101,7 +108,7 @@ def main() -> None:
     ap.add_argument("--json-out", type=Path, default=None)
     ap.add_argument("--force", action="store_true", help="overwrite an existing --json-out")
     args = ap.parse_args()
-    grid = {name: tuple(float(v) for v in values.split(",")) for name, values in
+    grid = {name: tuple(_setting_value(v) for v in values.split(",")) for name, values in
             (item.split("=", 1) for item in args.sweep)} if args.sweep else SWEEP
     if "beat_window_overlap" in grid:  # the chord stage runs once, before the sweep: it would change nothing
         from harmonize.errors import StripeError

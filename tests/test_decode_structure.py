@@ -323,3 +323,17 @@ def test_prior_correction_shrinks_for_a_short_melody():
     assert prior_weight(song, settings) == 0.8
     assert prior_weight(tune, settings | {"prior_full_bars": 0}) == 0.8  # 0: off, as before
     assert prior_weight(Song("e", g, []), settings) == 0.8
+
+
+def test_decoder_sweep_reads_switches_and_numbers():
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:  # benchmarks/ is not an installed package
+        sys.path.insert(0, root)
+    from benchmarks.decoder_sweep import _setting_value
+
+    assert _setting_value("false") is False and _setting_value(" True") is True
+    assert _setting_value("0.75") == 0.75
+    with pytest.raises(ValueError):
+        _setting_value("maybe")
