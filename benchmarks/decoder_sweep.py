@@ -5,7 +5,7 @@ DAW-like file; ``raw``: its own performance timing), read as `stripe harmonize` 
 chord stage runs ONCE (``Harmonizer.chord_posteriors``); every decoder setting then goes through
 ``Harmonizer.decode`` -- the code path of `stripe harmonize` -- and is scored per annotated beat as
 `stripe eval --end-to-end` scores it (root + maj/min accuracy against POP909's labels and POP909-CL's,
-chord histogram entropy). The grid's settings override the model folder's ``harmonizer.json``.
+chord histogram entropy, and how often a bar the root + maj/min label changes, beside POP909's labels'). The grid's settings override the model folder's ``harmonizer.json``.
 
     python -m benchmarks.decoder_sweep --model models/pop909-beat
     python -m benchmarks.decoder_sweep --model runs/x/final --songs 30 --json-out runs/sweep.json
@@ -72,13 +72,16 @@ def prepare(song_dir: Path, harmonizer, variant: str, workdir: Path, cl_root: Pa
 def score(cases, harmonizer, decoding: dict, harmonic_rhythm: str = "auto") -> dict:
     """Mean per-song root + maj/min accuracy (per reference) and CHE of one decoder setting."""
     from harmonize.end_to_end import chords_per_annotated_step
-    from harmonize.metrics import chord_accuracy, chord_frames, chord_histogram_entropy
+    from harmonize.metrics import change_rate, chord_accuracy, chord_frames, chord_histogram_entropy
 
     rows = []
     for song, key, logp, bar_rep, file_grid, annotated, refs in cases:
         spans = harmonizer.decode(song, key, logp, bar_rep, decoding, harmonic_rhythm=harmonic_rhythm)
         pred = chords_per_annotated_step(spans, file_grid, annotated.grid)
-        row = {"CHE": chord_histogram_entropy(chord_frames(pred))}
+        frames = chord_frames(pred)  # one per annotated beat
+        beats_per_bar = float(np.median(np.diff(np.searchsorted(annotated.grid.beat_starts, annotated.grid.bar_starts))))
+        row = {"CHE": chord_histogram_entropy(frames), "changes_a_bar": change_rate(frames) * beats_per_bar,
+               "changes_a_bar_pop909": change_rate(chord_frames(refs["pop909"])) * beats_per_bar}
         for name, ref in refs.items():
             row[f"acc_{name}"] = chord_accuracy(pred, ref, level="majmin")
         rows.append(row)
@@ -145,7 +148,8 @@ def main() -> None:
         setting = dict(zip(grid, values, strict=True))
         rows.append((setting, score(cases, harmonizer, with_setting(harmonizer.decoding, setting), args.harmonic_rhythm)))
     rows.sort(key=lambda r: -r[1]["acc_pop909"])
-    cols = [c for c in ("acc_pop909", "acc_cl", "CHE") if c in rows[0][1]]
+    print(f"POP909's labels change {bundled['changes_a_bar_pop909']:.2f} times a bar (root + maj/min, N a label)")
+    cols = [c for c in ("acc_pop909", "acc_cl", "CHE", "changes_a_bar") if c in rows[0][1]]
     print("| " + " | ".join(grid) + " | " + " | ".join(cols) + " |")
     print("|---" * (len(grid) + len(cols)) + "|")
     for setting, sc in rows[:15]:

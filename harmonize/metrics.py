@@ -379,6 +379,20 @@ def _label(chord: Chord, level: str):
     raise ValueError(f"level must be root, majmin or class, not {level!r}")
 
 
+def chord_label(chord: Chord, level: str = "majmin"):
+    """What ``chord_accuracy`` compares at ``level`` (root, majmin or class); ``"N"`` for no chord."""
+    return _label(chord, level)
+
+
+def change_rate(frames: Sequence[Chord], level: str = "majmin") -> float:
+    """P(the label at ``level`` changes between adjacent frames), N a label of its own; nan under two frames.
+    Times the beats in a bar, with one frame a beat: the chord changes a bar."""
+    labels = [_label(c, level) for c in frames]
+    if len(labels) < 2:
+        return float("nan")
+    return float(np.mean([a != b for a, b in zip(labels[:-1], labels[1:], strict=True)]))
+
+
 def chord_accuracy(
     pred_chords, ref_chords, steps_per_frame: int = 4, level: str = "majmin"
 ) -> float:

@@ -285,3 +285,14 @@ def test_harmonization_metrics_accepts_spans_and_melody_helper():
     assert set(out) == {"CHE", "CC", "CTD", "CTnCTR", "PCS", "MCTD", "acc_root", "acc_majmin", "acc_class"}
     with pytest.raises(ValueError):
         M.harmonization_metrics(melody, [C] * 15)
+
+
+def test_change_rate_counts_root_and_family_changes_between_adjacent_frames():
+    from harmonize.chords import Chord
+    from harmonize.metrics import change_rate, chord_label
+
+    c, c7, am, none = Chord(0, "maj"), Chord(0, "7"), Chord(9, "min"), Chord(None)
+    assert chord_label(c7) == chord_label(c) and chord_label(c7, "class") != chord_label(c, "class")
+    assert change_rate([c, c7, am, am, none]) == 0.5  # C -> C7 is no change at this level; Am -> N is one
+    assert change_rate([c, c7, am, am, none], level="class") == 0.75
+    assert np.isnan(change_rate([c]))
