@@ -123,6 +123,9 @@ def harmonize(
     harmonic_rhythm: str = typer.Option(
         "auto", "--harmonic-rhythm", help="Where chords may change: bar (at most one chord a bar), half (also "
         "mid-bar: songs, lead sheets), beat (any beat: hymns); auto picks half, or beat for a hymn-like tune in four."),
+    intro_outro: str | None = typer.Option(
+        None, "--intro-outro", help="Before the melody's first note and after its last: rest (no chords, no "
+        "accompaniment) or play (chords and accompaniment there too). Default: the model's setting (bundled: rest)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same file."),
     candidates: int = typer.Option(
         1, "--candidates", min=1, max=64, help="Write N alternatives (out-1.mid, out-2.mid, ...)."),
@@ -150,11 +153,14 @@ def harmonize(
     """Add chords and a piano accompaniment to a melody (the input's own tracks are kept untouched)."""
     options = dict(melody_track=melody_track, key=key, temperature=temperature, seed=seed, candidates=candidates,
                    density=density, force=force, chords_only=chords_only, no_accompaniment=no_accompaniment,
-                   ignore_file_chords=ignore_file_chords, pickup=pickup, grid=grid, harmonic_rhythm=harmonic_rhythm)
+                   ignore_file_chords=ignore_file_chords, pickup=pickup, grid=grid, harmonic_rhythm=harmonic_rhythm,
+                   intro_outro=intro_outro)
     from .batch import is_batch
     from .decode import check_harmonic_rhythm
+    from .pipeline import check_intro_outro
 
     check_harmonic_rhythm(harmonic_rhythm)  # before any file of a batch is read: one error, not one per file
+    check_intro_outro(intro_outro)
     failures: list[str] = []
     if is_batch(midi):
         from .batch import run_batch
@@ -337,6 +343,8 @@ def eval_(
                                "(pop909) or POP909-CL's corrected chords (cl)."),
     cl_data: Path | None = typer.Option(None, "--cl-data", help="With --labels cl: the POP909-CL folder "
                                         "(default: pop909-cl beside --data)."),
+    intro_outro: str | None = typer.Option(None, "--intro-outro", help="With --end-to-end: as `stripe harmonize "
+                                           "--intro-outro` (rest or play; default: the model's setting)."),
 ) -> None:
     """Score chords (accuracy, CHE, CC, CTD, CTnCTR, PCS, MCTD; model vs HMM baseline vs human) and the
     accompaniment (CS, SSMD, GS, NDD with oracle vs predicted chords) on a POP909 split."""
@@ -345,7 +353,7 @@ def eval_(
 
         run_end_to_end(data=data, split=split, model=model, songs=songs or max_songs, device=device,
                        as_json=as_json, json_out=json_out, force=force, grid=grid, labels=labels,
-                       cl_data=cl_data)
+                       cl_data=cl_data, intro_outro=intro_outro)
         return
     from .commands import run_eval
 

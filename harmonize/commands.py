@@ -58,6 +58,7 @@ def run_harmonize(
     ignore_file_chords: bool = False,
     pickup: float | None = None,
     harmonic_rhythm: str = "auto",
+    intro_outro: str | None = None,
     harmonizer=None,
 ) -> list[dict]:
     """Harmonize one file; returns one summary dict per written candidate. ``harmonizer``: an already
@@ -71,6 +72,9 @@ def run_harmonize(
     from .decode import check_harmonic_rhythm
 
     check_harmonic_rhythm(harmonic_rhythm)
+    from .pipeline import check_intro_outro
+
+    check_intro_outro(intro_outro)
     if temperature < 0:
         raise StripeError("--temperature must be 0 or more")
     if density <= 0:
@@ -127,7 +131,7 @@ def run_harmonize(
         for i, out in enumerate(outs):
             opts = HarmonizeOptions(key=user_key, chords=user_chords, temperature=temperature, seed=seed + i,
                                     density=density, accompaniment=not (chords_only or no_accompaniment),
-                                    harmonic_rhythm=harmonic_rhythm)
+                                    harmonic_rhythm=harmonic_rhythm, intro_outro=intro_outro)
             result = harmonizer(song, opts)
             guard.stage(out, harmonized_writer(Path(input_path), result.chords, song.grid,
                                                None if chords_only else result.accompaniment, melody=song.melody,
@@ -336,7 +340,7 @@ def run_eval(length: int = 16, data: Path | None = None, split: str = "val", mod
 def run_end_to_end(data: Path | None = None, split: str = "val", model: str | None = None, songs: int = 0,
                    device: str = "cpu", as_json: bool = False, json_out: Path | None = None,
                    force: bool = False, grid: str = "auto", labels: str = "pop909",
-                   cl_data: Path | None = None) -> dict:
+                   cl_data: Path | None = None, intro_outro: str | None = None) -> dict:
     """``stripe eval --end-to-end``: see ``end_to_end.py``."""
     from .end_to_end import evaluate_end_to_end, print_end_to_end
 
@@ -353,7 +357,8 @@ def run_end_to_end(data: Path | None = None, split: str = "val", model: str | No
     if grid not in GRID_CHOICES:
         raise StripeError(f"--grid must be one of {', '.join(GRID_CHOICES)}, not {grid!r}")
     report = evaluate_end_to_end(root, split=split, model=model, songs=songs, device=device,
-                                 progress=not as_json, grid=grid, labels=labels, cl_data=cl_data)
+                                 progress=not as_json, grid=grid, labels=labels, cl_data=cl_data,
+                                 intro_outro=intro_outro)
     with guard:
         text = save_json(report, json_out, guard)
     if as_json:

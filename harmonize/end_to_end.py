@@ -207,10 +207,11 @@ def read_variant(song_dir: Path, variant: str, workdir: Path, grid: str = "auto"
 
 def evaluate_song(song_dir: Path, annotated: Song, harmonizer, variants: Sequence[str] = VARIANTS,
                   systems: Sequence[str] = SYSTEMS, workdir: Path | None = None, grid: str = "auto",
-                  reference: list[ChordSpan] | None = None) -> dict:
+                  reference: list[ChordSpan] | None = None, intro_outro: str | None = None) -> dict:
     """``{variant: {system: metrics}, "grid_source": {variant: "file" | "notes"}}`` for one POP909 song
     folder; ``annotated`` is its loaded ``Song``; ``grid`` is ``stripe harmonize --grid``; ``reference``: the
-    chords to score against, on the annotated grid (default: the song's own, ``chord_midi.txt``)."""
+    chords to score against, on the annotated grid (default: the song's own, ``chord_midi.txt``);
+    ``intro_outro``: ``stripe harmonize --intro-outro`` (None: the model's setting)."""
     from .baseline import harmonize_song
     from .metrics import harmonization_metrics, melody_per_step
     from .pipeline import HarmonizeOptions
@@ -227,7 +228,7 @@ def evaluate_song(song_dir: Path, annotated: Song, harmonizer, variants: Sequenc
             rows = {}
             for system in systems:
                 if system == "model":
-                    spans = harmonizer(song, HarmonizeOptions(accompaniment=False)).chords
+                    spans = harmonizer(song, HarmonizeOptions(accompaniment=False, intro_outro=intro_outro)).chords
                 elif system == "baseline":
                     spans = harmonize_song(song)
                 else:
@@ -253,6 +254,7 @@ def evaluate_end_to_end(
     grid: str = "auto",
     labels: str = "pop909",
     cl_data: str | Path | None = None,
+    intro_outro: str | None = None,
 ) -> dict:
     """The end-to-end chord figures of a POP909 split, as JSON-able data.
 
@@ -261,7 +263,8 @@ def evaluate_end_to_end(
     (None: the default one). ``grid``: how the files are read, as ``stripe harmonize --grid`` (auto,
     file, notes). ``labels``: score against POP909's chords (``pop909``, ``chord_midi.txt``) or POP909-CL's
     corrected ones (``cl``; ``cl_data``, default ``<data>/../pop909-cl``; songs that cannot be aligned are
-    skipped), the "human" row then scoring POP909's chords against them. ``progress``: True for a rich progress bar on stderr, or a callable
+    skipped), the "human" row then scoring POP909's chords against them. ``intro_outro``: as ``stripe harmonize
+    --intro-outro`` (None: the model's setting). ``progress``: True for a rich progress bar on stderr, or a callable
     ``(done, total)``. Returns ``{"config", "model", "counts", "end_to_end": {variant: {system:
     metrics}}, "human": metrics of the annotations, "per_song": [...]}``.
     """
@@ -277,6 +280,9 @@ def evaluate_end_to_end(
         raise StripeError(f"variants must be among {', '.join(VARIANTS)} and systems among {', '.join(SYSTEMS)}")
     if labels not in LABELS:
         raise StripeError(f"--labels must be one of {', '.join(LABELS)}, not {labels!r}")
+    from .pipeline import check_intro_outro
+
+    check_intro_outro(intro_outro)
     cl_root = None
     if labels == "cl":
         cl_root = Path(cl_data) if cl_data is not None else root.parent / "pop909-cl"
@@ -306,7 +312,7 @@ def evaluate_end_to_end(
 
                     reference = song_cl_chords(cl_root, song_dir, annotated.grid)
                 result = evaluate_song(song_dir, annotated, harmonizer, variants, systems, grid=grid,
-                                       reference=reference)
+                                       reference=reference, intro_outro=intro_outro)
             except StripeError as e:  # a broken song folder is reported, not fatal
                 skipped.append({"song": i, "error": str(e)})
                 tick()
@@ -330,7 +336,8 @@ def evaluate_end_to_end(
         raise StripeError(f"no usable songs in split {split!r}", root)
     return {
         "config": {"data": str(root), "split": split, "songs": songs, "variants": list(variants),
-                   "systems": list(systems), "device": device, "grid": grid, "labels": labels},
+                   "systems": list(systems), "device": device, "grid": grid, "labels": labels,
+                   "intro_outro": intro_outro},
         "grid_inferred": {v: sum(1 for r in per_song if r["grid_source"].get(v) == "notes") for v in variants},
         "model": getattr(harmonizer, "source", None),
         "counts": {"songs": len(per_song), "skipped": len(skipped)},
@@ -373,8 +380,8 @@ def print_end_to_end(report: dict) -> None:
         console = Console(highlight=False, width=160)
     cfg = report["config"]
     console.print(f"end to end, split {cfg['split']} of {cfg['data']}: {report['counts']['songs']} songs "
-                  f"({report['counts']['skipped']} skipped), model {report['model']}, --grid {cfg.get('grid', 'auto')}",
-                  markup=False)
+                  f"({report['counts']['skipped']} skipped), model {report['model']}, --grid {cfg.get('grid', 'auto')}"
+                  + (f", --intro-outro {cfg['intro_outro']}" if cfg.get("intro_outro") else ""), markup=False)
     inferred = report.get("grid_inferred") or {}
     if inferred:
         console.print("beats and bars inferred from the notes in " + ", ".join(f"{n} {v}" for v, n in inferred.items())

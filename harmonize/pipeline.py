@@ -27,6 +27,19 @@ class HarmonizeOptions:
     density: float = 1.0  # accompaniment note odds multiplier
     accompaniment: bool = True
     harmonic_rhythm: str = "auto"  # where chords may change: auto (half, or beat for a hymn tune), bar, half, beat
+    intro_outro: str | None = None  # before the melody's first note / after its last: rest, play; None: the model's
+
+
+INTRO_OUTRO = ("rest", "play")
+
+
+def check_intro_outro(value: str | None) -> str | None:
+    """``--intro-outro``: what the beats before the melody's first note and after its last get: ``rest`` (no
+    chord, no accompaniment), ``play`` (chords and accompaniment, as over the melody), None (the model's
+    ``melody_span_nc``; the bundled model rests)."""
+    if value is not None and value not in INTRO_OUTRO:
+        raise StripeError(f"--intro-outro must be rest or play, not {value!r}", "--intro-outro")
+    return value
 
 
 @dataclass
@@ -298,6 +311,9 @@ class Harmonizer:
         from .structure import estimate_key
 
         opts = options or HarmonizeOptions()
+        check_intro_outro(opts.intro_outro)
+        rest_outside = bool(self.decoding.get("melody_span_nc")) if opts.intro_outro is None else opts.intro_outro == "rest"
+        decoding = {**self.decoding, "melody_span_nc": rest_outside}
         timings = {}
         t0 = time.perf_counter()
         key, key_source = (opts.key, "given") if opts.key else (estimate_key(song), "estimated from the melody")
@@ -306,7 +322,7 @@ class Harmonizer:
             chords, chord_source = opts.chords, "given"
         else:
             logp, bar_rep = self.chord_posteriors(song, key)
-            chords = self.decode(song, key, logp, bar_rep, temperature=opts.temperature, seed=opts.seed,
+            chords = self.decode(song, key, logp, bar_rep, decoding, temperature=opts.temperature, seed=opts.seed,
                                  harmonic_rhythm=opts.harmonic_rhythm)
             chord_source = "chord stage"
         timings["chords_s"] = time.perf_counter() - t0
@@ -319,7 +335,7 @@ class Harmonizer:
             from .binarize import binarize_merge
 
             roll = binarize_merge(probs, self.decoding["threshold"], int(self.decoding["gap"]))
-            span = melody_span(song.melody) if self.decoding.get("melody_span_nc") else None
+            span = melody_span(song.melody) if rest_outside else None
             if span is not None:  # no accompaniment before the melody's first note and after its last
                 roll[:grid.beat_starts[int(np.searchsorted(grid.beat_starts, span[0], "right")) - 1]
                      if grid.beat_starts else 0] = 0

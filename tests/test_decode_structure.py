@@ -184,6 +184,15 @@ def test_harmonizer_leaves_the_intro_and_outro_empty(tmp_path):
     assert all(s.chord.is_none for s in result.chords if s.end <= 16 or s.start >= 48)
     assert any(not s.chord.is_none for s in result.chords)
     assert result.accompaniment and all(16 <= n.start and n.end <= 48 for n in result.accompaniment)
+    # --intro-outro overrides the folder's setting either way; rest is what the folder says here
+    harmonizer = Harmonizer.load(str(folder))
+    rest = harmonizer(song, HarmonizeOptions(key=Key(0, "major"), intro_outro="rest"))
+    assert rest.chords == result.chords
+    play = harmonizer(song, HarmonizeOptions(key=Key(0, "major"), intro_outro="play"))
+    assert not play.chords[0].chord.is_none and play.chords[0].start == 0
+    assert any(n.start < 16 or n.end > 48 for n in play.accompaniment)
+    with pytest.raises(StripeError, match="--intro-outro"):
+        harmonizer(song, HarmonizeOptions(intro_outro="loud"))
 
 
 def test_melody_fit_picks_the_chord_whose_tones_the_melody_plays():

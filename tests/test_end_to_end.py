@@ -234,3 +234,12 @@ def test_cl_chords_read_back_through_the_note_alignment(tmp_path):
     with pytest.raises(StripeError, match="POP909-CL"):
         evaluate_end_to_end(FIXTURES, split="train", songs=1, labels="cl", cl_data=tmp_path / "nope",
                             harmonizer=_Oracle(annotated))
+
+
+def test_end_to_end_takes_harmonize_intro_outro(model_dir, tmp_path):
+    report = evaluate_end_to_end(FIXTURES, split="val", model=str(model_dir), songs=1, variants=("grid",),
+                                 systems=("model",), cache=tmp_path / "cache", intro_outro="play")
+    assert report["config"]["intro_outro"] == "play"
+    with pytest.raises(StripeError, match="--intro-outro"):
+        evaluate_end_to_end(FIXTURES, split="val", model=str(model_dir), songs=1, intro_outro="loud",
+                            cache=tmp_path / "cache")

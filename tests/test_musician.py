@@ -424,6 +424,15 @@ def test_harmonic_rhythm_unknown_is_one_line_error(model_dir, melody, tmp_path):
     assert not (tmp_path / "o.mid").exists()
 
 
+def test_intro_outro_unknown_is_one_line_error_and_play_is_accepted(model_dir, melody, tmp_path):
+    res = run("harmonize", melody, "-o", tmp_path / "o.mid", "--model", model_dir, "--intro-outro", "loud")
+    one_line_error(res, "--intro-outro", "rest or play")
+    assert not (tmp_path / "o.mid").exists()
+    res = run("harmonize", melody, "-o", tmp_path / "o.mid", "--model", model_dir, "--intro-outro", "play", "--json")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o.mid").exists()
+
+
 def _eighth_pickup_tune(path, bars=6):
     """6/8 at tick 0 with an eighth-note upbeat: the true bars start on step 2 with a dotted quarter."""
     from midi_factory import Track, make_midi, steps
