@@ -38,7 +38,7 @@ def check_intro_outro(value: str | None) -> str | None:
     chord, no accompaniment), ``play`` (chords and accompaniment, as over the melody), None (the model's
     ``melody_span_nc``; the bundled model rests)."""
     if value is not None and value not in INTRO_OUTRO:
-        raise StripeError(f"--intro-outro must be rest or play, not {value!r}", "--intro-outro")
+        raise StripeError(f"must be rest or play, not {value!r}", "--intro-outro")
     return value
 
 
