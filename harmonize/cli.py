@@ -229,6 +229,8 @@ def train(
                                       "base, or line (adds the pitch classes on the beat and those reached or left by a leap)."),
     bar_silence: float = typer.Option(0.0, "--bar-silence", help="chord-beat: take the melody out of this share of "
                                       "the training bars (their chords stay the targets), as between a song's phrases."),
+    keep_epochs: bool = typer.Option(False, "--keep-epochs", help="Also save each epoch's weights as "
+                                     "OUT/epochs/NN/ (python -m benchmarks.pick_epoch scores them end to end)."),
     bridge_fill: bool = typer.Option(False, "--bridge-fill", help="chord-beat, POP909 layout: also train on a copy of "
                                      "each song whose melody's rests are filled with its BRIDGE track's notes."),
     block_kernel: int = typer.Option(1, "--block-kernel", help="A depthwise convolution over this many neighbouring "
@@ -283,6 +285,7 @@ def train(
         device=device, checkpoint_every=checkpoint_every, threads=threads, precision=precision,
         compile=compile_, init=init, local_kernel=local_kernel, block_kernel=block_kernel,
         beat_features=beat_features, bar_silence=bar_silence, bridge_fill=bridge_fill,
+        keep_epochs=keep_epochs,
     )
     explicit = {k for k in cli_values
                 if getattr(ctx.get_parameter_source(_param_name(k)), "name", "") == "COMMANDLINE"}

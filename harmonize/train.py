@@ -86,6 +86,7 @@ class TrainConfig:
     beat_features: str = "base"  # chord-beat: the token's feature set (beat_tokens.FEATURE_SETS)
     bar_silence: float = 0.0  # chord-beat: share of training bars whose melody is taken out (targets kept)
     bridge_fill: bool = False  # chord-beat: add a copy of each training song with its melody's rests filled by the bridge
+    keep_epochs: bool = False  # also save each epoch's weights as epochs/NN/ (benchmarks/pick_epoch.py scores them)
 
     def __post_init__(self):
         _check_fields(self)
@@ -716,6 +717,9 @@ def _train(cfg, run, cfg_path, ctx, device, use_amp, resume, progress, on_step, 
                 t_save = time.perf_counter()
                 if ctx.is_main and is_best(history):
                     save_final(net, run, "best", cfg, rec)
+                if ctx.is_main and cfg.keep_epochs:  # per-beat validation does not always pick the best one
+                    (run / "epochs").mkdir(exist_ok=True)
+                    save_final(net, run, f"epochs/{epoch:02d}", cfg, rec)
                 checkpoint_now()
                 timing["save"] = time.perf_counter() - t_save
                 continue

@@ -373,3 +373,35 @@ def test_bridge_fill_adds_training_copies_only(monkeypatch, tmp_path):
     val = TrainConfig(data=str(FIXTURES), stage="chord-beat", bridge_fill=True)
     assert [s.name for s in load_beat_songs(val, "val")] == [s.name for s in load_beat_songs(
         TrainConfig(data=str(FIXTURES), stage="chord-beat"), "val")]
+
+
+def test_keep_epochs_saves_every_epoch_and_pick_epoch_scores_them(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from harmonize.cli import app
+
+    monkeypatch.setenv("STRIPE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    args = ["train", "--data", str(FIXTURES), "--stage", "chord-beat", "--out", str(out), "--context", "time",
+            "--d-model", "16", "--heads", "2", "--layers", "1", "--d-ff", "32", "--bars", "4", "--hop-bars", "4",
+            "--epochs", "2", "--batch-size", "4", "--bidirectional", "--threads", "1", "--keep-epochs"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "epochs").iterdir()) == ["01", "02"]
+    for n in (1, 2):
+        meta = json.loads((out / "epochs" / f"{n:02d}" / "config.json").read_text())["meta"]
+        assert meta["val"]["epoch"] == n and "val_beat_accuracy" in meta["val"]
+    root = Path(__file__).resolve().parents[1]
+    env = {**__import__("os").environ, "STRIPE_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.pick_epoch", "--run", str(out), "--data", str(FIXTURES),
+                           "--partner", str(out / "best")], capture_output=True, text=True, cwd=root, env=env)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| epoch") or line.startswith("| best/")]
+    assert [r.split("|")[1].strip() for r in rows] == ["epoch 1", "epoch 2", "best/"]
+    assert "most accurate end to end:" in done.stdout
+    empty = subprocess.run([sys.executable, "-m", "benchmarks.pick_epoch", "--run", str(tmp_path), "--data",
+                            str(FIXTURES)], capture_output=True, text=True, cwd=root, env=env)
+    assert empty.returncode == 2 and "--keep-epochs" in empty.stderr and "Traceback" not in empty.stderr
