@@ -20,7 +20,7 @@ import numpy as np
 
 from harmonize.baseline import harmonize_baseline
 from harmonize.data.pop909 import load_split
-from harmonize.data.pop909_cl import read_cl_chords
+from harmonize.data.pop909_cl import song_cl_chords
 from harmonize.decode import decode_chords
 from harmonize.metrics import (
     chord_accuracy,
@@ -60,9 +60,7 @@ def main() -> None:
         key = estimate_key(blind)
         refs = {"pop909": chords_per_step(song.chords, song.n_steps)}
         if args.cl:
-            sid = song.name.rsplit("/", 1)[-1]
-            cl = read_cl_chords(Path(args.cl) / "POP909_processed" / f"{sid}.mid",
-                                Path(args.data) / sid / f"{sid}.mid", song.grid)
+            cl = song_cl_chords(Path(args.cl), Path(args.data) / song.name.rsplit("/", 1)[-1], song.grid)
             refs["cl"] = chords_per_step(cl, song.n_steps)
         melody = melody_per_step(song.melody, song.n_steps)
         hmm = harmonize_baseline(melody, song.grid.beat_starts, song.n_steps, key=key, bar_starts=song.grid.bar_starts)

@@ -154,6 +154,11 @@ def check_harmonic_rhythm(value: str) -> str:
 HYMN_QUARTER_SHARE = 0.6  # of the melody's notes a beat long, above which a melody in 4 reads as a hymn tune
 
 
+def median_beats_per_bar(beat_starts: list[int], bar_starts: list[int]) -> float:
+    """The median count of beats between consecutive bar lines (the last, open bar not counted)."""
+    return float(np.median(np.diff(np.searchsorted(beat_starts, bar_starts))))
+
+
 def auto_harmonic_rhythm(notes: list[Note], beat_starts: list[int], bar_starts: list[int]) -> str:
     """What ``--harmonic-rhythm auto`` uses: ``beat`` (a chord may change on any beat) for a hymn-like melody
     in four — most notes one beat long, four beats a bar, as chorale tunes are — else ``half`` (bar lines
@@ -162,7 +167,7 @@ def auto_harmonic_rhythm(notes: list[Note], beat_starts: list[int], bar_starts: 
     if len(notes) < 8 or len(beat_starts) < 2 or len(bar_starts) < 2:
         return "beat"
     beat_len = float(np.median(np.diff(beat_starts)))
-    beats_per_bar = float(np.median(np.diff(np.searchsorted(beat_starts, bar_starts))))
+    beats_per_bar = median_beats_per_bar(beat_starts, bar_starts)
     quarter_share = np.mean([abs((n.end - n.start) - beat_len) < 1e-6 for n in notes])
     return "beat" if beats_per_bar == 4 and quarter_share > HYMN_QUARTER_SHARE else "half"
 

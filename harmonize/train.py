@@ -237,8 +237,8 @@ def load_beat_songs(cfg: TrainConfig, split: str, max_songs: int = 0, warn=None)
 def _beat_songs_of(root: Path, cfg: TrainConfig, split: str, max_songs: int, warn) -> list:
     from .beat_tokens import encode_beats
     from .data.folder_data import is_pop909_layout, load_folder_split
-    from .data.pop909 import load_split, song_id
-    from .data.pop909_cl import read_cl_chords
+    from .data.pop909 import load_split
+    from .data.pop909_cl import song_cl_chords
     from .song import Song, fill_rests
     from .structure import estimate_key
 
@@ -254,10 +254,8 @@ def _beat_songs_of(root: Path, cfg: TrainConfig, split: str, max_songs: int, war
     for song in songs:
         chords = song.chords
         if cfg.cl:
-            sid = song.name.rsplit("/", 1)[-1]
-            cl_midi = Path(cfg.cl) / "POP909_processed" / f"{sid}.mid"
             try:
-                chords = read_cl_chords(cl_midi, root / sid / f"{song_id(root / sid)}.mid", song.grid)
+                chords = song_cl_chords(Path(cfg.cl), root / song.name.rsplit("/", 1)[-1], song.grid)
             except StripeError as err:  # missing, without a chord track, or another arrangement: skip the song
                 logging.getLogger(__name__).warning("skipping %s: %s", song.name, err)
                 continue
