@@ -46,6 +46,8 @@ def main(argv=None) -> None:
             ref = chords_per_step(song.chords, song.n_steps) if song.chords else None
             agree = chord_accuracy(spans, ref, level="majmin") if ref is not None else float("nan")
             rows.append((share, agree, split, sid))
+    if not rows and not unread:
+        raise StripeError(f"no songs of split(s) {', '.join(args.split)} here", args.data)
     rows.sort()
     refused = [r for r in rows if r[0] < MIN_MATCHED_SHARE]
     kept = [r for r in rows if r[0] >= MIN_MATCHED_SHARE]
@@ -66,4 +68,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from harmonize.errors import run_script
+
+    run_script(main)
