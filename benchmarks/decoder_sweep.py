@@ -45,16 +45,18 @@ def with_setting(decoding: dict, setting: dict) -> dict:
     return out
 
 
-def prepare(song_dir: Path, harmonizer, variant: str, workdir: Path, cl_root: Path | None):
+def prepare(song_dir: Path, harmonizer, variant: str, workdir: Path, cl_root: Path | None,
+            annotated_key: bool = False):
     """One val song read from a melody-only file as `stripe harmonize` reads it, with its chord-stage
-    output: (song, key, logp, bar_rep, file grid in annotated seconds, annotated song, references)."""
+    output: (song, key, logp, bar_rep, file grid in annotated seconds, annotated song, references).
+    ``annotated_key``: POP909's own key instead of the estimate (an oracle: a user's file has no annotations)."""
     from harmonize.data.pop909 import load_song_cached
     from harmonize.end_to_end import read_variant
     from harmonize.structure import chords_per_step, estimate_key
 
     annotated = load_song_cached(song_dir)
     song, file_grid = read_variant(song_dir, variant, workdir)  # as `stripe eval --end-to-end` reads it
-    key = estimate_key(song)
+    key = annotated.key if annotated_key and annotated.key is not None else estimate_key(song)
     logp, bar_rep = harmonizer.chord_posteriors(song, key)
     refs = {"pop909": chords_per_step(annotated.chords, annotated.n_steps)}
     if cl_root is not None:
@@ -95,11 +97,15 @@ def changes_a_bar(frames, grid) -> float:
     return change_rate(frames) * median_beats_per_bar(grid.beat_starts, grid.bar_starts)
 
 
-def _setting_value(text: str) -> float | bool:
-    """A swept value: true / false for a switch (``melody_span_nc``), else a number."""
-    if text.strip().lower() in ("true", "false"):
-        return text.strip().lower() == "true"
-    return float(text)
+def _setting_value(text: str) -> float | bool | str:
+    """A swept value: true / false for a switch, a number, else a name (``intro_outro=rest,auto``)."""
+    text = text.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def main() -> None:
@@ -114,11 +120,21 @@ def main() -> None:
                     help="sweep these values of a setting instead of the default grid (repeatable)")
     ap.add_argument("--harmonic-rhythm", choices=("auto", "bar", "half", "beat"), default="auto",
                     help="stripe harmonize --harmonic-rhythm for every setting")
+    ap.add_argument("--key", choices=("estimated", "annotated"), default="estimated",
+                    help="the key estimated from the melody (what stripe harmonize does) or POP909's annotated "
+                    "key (an oracle figure: how much a better key estimate could add)")
     ap.add_argument("--json-out", type=Path, default=None)
     ap.add_argument("--force", action="store_true", help="overwrite an existing --json-out")
     args = ap.parse_args()
     grid = {name: tuple(_setting_value(v) for v in values.split(",")) for name, values in
             (item.split("=", 1) for item in args.sweep)} if args.sweep else SWEEP
+    from harmonize.hub import DEFAULT_DECODING
+
+    unknown = [name for name in grid if name not in DEFAULT_DECODING and name != "transitions_weight"]
+    if unknown:  # a misspelt setting would sweep nothing and print the same figure for every value
+        from harmonize.errors import StripeError
+
+        raise StripeError(f"unknown decoding setting {unknown[0]!r}", "--sweep")
     if "beat_window_overlap" in grid:  # the chord stage runs once, before the sweep: it would change nothing
         from harmonize.errors import StripeError
 
@@ -142,9 +158,11 @@ def main() -> None:
     ids = ids[: args.songs] if args.songs else ids
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        cases = [prepare(root / f"{i:03d}", harmonizer, args.variant, Path(tmp), cl_root) for i in ids]
+        cases = [prepare(root / f"{i:03d}", harmonizer, args.variant, Path(tmp), cl_root, args.key == "annotated")
+                 for i in ids]
     print(f"python -m benchmarks.decoder_sweep --model {args.model} --variant {args.variant} --songs {args.songs} "
-          f"--harmonic-rhythm {args.harmonic_rhythm}")
+          f"--harmonic-rhythm {args.harmonic_rhythm} --key {args.key}"
+          + ("  (ORACLE: POP909's annotated keys)" if args.key == "annotated" else ""))
     print(f"{len(cases)} val songs ({args.variant} files), chord stage run in {time.perf_counter() - t0:.0f} s; "
           f"model {harmonizer.source}")
     bundled = score(cases, harmonizer, harmonizer.decoding, args.harmonic_rhythm)

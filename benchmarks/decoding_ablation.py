@@ -22,7 +22,7 @@ from harmonize.song import Song
 
 
 def rows(transitions) -> list[tuple[str, dict]]:
-    nc = {"melody_span_nc": True}
+    nc = {"intro_outro": "rest"}
     rc = {**nc, "rep_weight": 0.3, "cadence_weight": 1.0}
 
     def tr(w):
@@ -43,7 +43,7 @@ def rows(transitions) -> list[tuple[str, dict]]:
         ("+ REP 0.7, cadence 1, learnt trans. x0.25", {**rc, "rep_weight": 0.7, **tr(0.25)}),
         ("+ REP 0.5, cadence 1, learnt trans. x0.1", {**rc, "rep_weight": 0.5, **tr(0.1)}),
         ("+ REP 0.5, cadence 1, learnt trans. x0.25, no N.C.", {**rc, "rep_weight": 0.5, **tr(0.25),
-                                                              "melody_span_nc": False}),
+                                                              "intro_outro": "play"}),
     ]
 
 
@@ -84,7 +84,7 @@ def main(argv=None) -> None:
         accs, roots, inside, che = [], [], [], []
         for blind, logp, key, ref in cached:
             key = estimate_key_profile(blind) if extra.get("old_key") else key
-            d = {"melody_span_nc": extra.get("melody_span_nc", False), "rep_weight": extra.get("rep_weight", 0),
+            d = {"intro_outro": extra.get("intro_outro", "play"), "rep_weight": extra.get("rep_weight", 0),
                  "cadence_weight": extra.get("cadence_weight", 0), "transitions": extra.get("transitions")}
             kw = structure_decoding(blind, d)
             g = blind.grid

@@ -122,10 +122,12 @@ def harmonize(
         0.0, "--temperature", min=0.0, help="0 picks the most likely chords; higher samples more adventurous ones."),
     harmonic_rhythm: str = typer.Option(
         "auto", "--harmonic-rhythm", help="Where chords may change: bar (at most one chord a bar), half (also "
-        "mid-bar: songs, lead sheets), beat (any beat: hymns); auto picks half, or beat for a hymn-like tune in four."),
+        "mid-bar), beat (any beat); auto picks beat in four beats a bar, else half (in three: a chord a bar)."),
     intro_outro: str | None = typer.Option(
         None, "--intro-outro", help="Before the melody's first note and after its last: rest (no chords, no "
-        "accompaniment) or play (chords and accompaniment there too). Default: the model's setting (bundled: rest)."),
+        "accompaniment), play (chords and accompaniment there too), or auto (rest, but 2+ empty bars before or "
+        "after the melody are an intro or outro and play; the last chord rings to its bar's end). Default: the "
+        "model's setting (bundled: auto)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same file."),
     candidates: int = typer.Option(
         1, "--candidates", min=1, max=64, help="Write N alternatives (out-1.mid, out-2.mid, ...)."),
@@ -156,8 +158,7 @@ def harmonize(
                    ignore_file_chords=ignore_file_chords, pickup=pickup, grid=grid, harmonic_rhythm=harmonic_rhythm,
                    intro_outro=intro_outro)
     from .batch import is_batch
-    from .decode import check_harmonic_rhythm
-    from .pipeline import check_intro_outro
+    from .decode import check_harmonic_rhythm, check_intro_outro
 
     check_harmonic_rhythm(harmonic_rhythm)  # before any file of a batch is read: one error, not one per file
     check_intro_outro(intro_outro)
@@ -347,7 +348,7 @@ def eval_(
     cl_data: Path | None = typer.Option(None, "--cl-data", help="With --labels cl: the POP909-CL folder "
                                         "(default: pop909-cl beside --data)."),
     intro_outro: str | None = typer.Option(None, "--intro-outro", help="With --end-to-end: as `stripe harmonize "
-                                           "--intro-outro` (rest or play; default: the model's setting)."),
+                                           "--intro-outro` (rest, play or auto; default: the model's setting)."),
 ) -> None:
     """Score chords (accuracy, CHE, CC, CTD, CTnCTR, PCS, MCTD; model vs HMM baseline vs human) and the
     accompaniment (CS, SSMD, GS, NDD with oracle vs predicted chords) on a POP909 split."""

@@ -69,11 +69,9 @@ def run_harmonize(
 
     if candidates < 1:
         raise StripeError("--candidates must be at least 1")
-    from .decode import check_harmonic_rhythm
+    from .decode import check_harmonic_rhythm, check_intro_outro
 
     check_harmonic_rhythm(harmonic_rhythm)
-    from .pipeline import check_intro_outro
-
     check_intro_outro(intro_outro)
     if temperature < 0:
         raise StripeError("--temperature must be 0 or more")

@@ -151,7 +151,40 @@ def check_harmonic_rhythm(value: str) -> str:
     return value
 
 
-HYMN_QUARTER_SHARE = 0.6  # of the melody's notes a beat long, above which a melody in 4 reads as a hymn tune
+INTRO_OUTRO = ("rest", "play", "auto")
+INTRO_BARS = 2  # --intro-outro auto: a silence of at least this many bars before (after) the melody is an intro (outro)
+
+
+def check_intro_outro(value: str | None) -> str | None:
+    """``--intro-outro``'s value (None: the model's setting), or a one-line ``StripeError`` naming the flag."""
+    if value is not None and value not in INTRO_OUTRO:
+        from .errors import StripeError
+
+        raise StripeError(f"must be rest, play or auto, not {value!r}", "--intro-outro")
+    return value
+
+
+def chord_span(notes: list[Note], bar_starts: list[int], n_steps: int, intro_outro: str) -> tuple[int, int] | None:
+    """The steps that get chords and accompaniment, outside them no chord and silence; None: all of them.
+
+    ``play``: all. ``rest``: the melody's span, first note to last (a folk tune's chords start with its upbeat).
+    ``auto``: as ``rest``, except that a silence of ``INTRO_BARS`` bars or more before the bar of the first note
+    is an intro and one after the bar of the last note an outro, both played (a song's melody file often
+    leaves the intro's bars empty), and that the final chord rings to the end of its bar."""
+    span = melody_span(notes)
+    if span is None or intro_outro == "play":
+        return None
+    if intro_outro == "rest" or len(bar_starts) < 2:
+        return span
+    first, last = span
+    bar = float(np.median(np.diff(bar_starts)))
+    enough = (INTRO_BARS - 0.25) * bar  # bar lines inferred from a performance are a step or two off
+    before = [b for b in bar_starts if b <= first]
+    lo = 0 if (before[-1] if before else first) >= enough else first
+    after = [b for b in bar_starts if b >= last]
+    bar_end = max(last, min(after[0] if after else bar_starts[-1] + round(bar), n_steps))
+    hi = n_steps if n_steps - bar_end >= enough else bar_end
+    return lo, hi
 
 
 def median_beats_per_bar(beat_starts: list[int], bar_starts: list[int]) -> float:
@@ -160,16 +193,13 @@ def median_beats_per_bar(beat_starts: list[int], bar_starts: list[int]) -> float
 
 
 def auto_harmonic_rhythm(notes: list[Note], beat_starts: list[int], bar_starts: list[int]) -> str:
-    """What ``--harmonic-rhythm auto`` uses: ``beat`` (a chord may change on any beat) for a hymn-like melody
-    in four — most notes one beat long, four beats a bar, as chorale tunes are — else ``half`` (bar lines
-    and mid-bar), the harmonic rhythm of songs and lead sheets. Measured in docs/results.md §9: on POP909 val
-    and on Nottingham lead sheets ``half`` is more accurate than free changes, on Bach chorales ``beat``."""
+    """What ``--harmonic-rhythm auto`` uses: ``beat`` (a chord may change on any beat) in four beats a bar,
+    else ``half`` (bar lines, and mid-bar in an even meter: in two every beat, in three bar lines only).
+    Measured in docs/results.md §9 and §13: in four, free changes are the more accurate on POP909 songs,
+    Nottingham lead sheets and Bach chorales alike; in three, a chord a bar is."""
     if len(notes) < 8 or len(beat_starts) < 2 or len(bar_starts) < 2:
         return "beat"
-    beat_len = float(np.median(np.diff(beat_starts)))
-    beats_per_bar = median_beats_per_bar(beat_starts, bar_starts)
-    quarter_share = np.mean([abs((n.end - n.start) - beat_len) < 1e-6 for n in notes])
-    return "beat" if beats_per_bar == 4 and quarter_share > HYMN_QUARTER_SHARE else "half"
+    return "beat" if median_beats_per_bar(beat_starts, bar_starts) == 4 else "half"
 
 
 def change_points(rhythm: str, beat_starts: list[int], bar_starts: list[int],

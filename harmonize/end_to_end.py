@@ -280,7 +280,7 @@ def evaluate_end_to_end(
         raise StripeError(f"variants must be among {', '.join(VARIANTS)} and systems among {', '.join(SYSTEMS)}")
     if labels not in LABELS:
         raise StripeError(f"--labels must be one of {', '.join(LABELS)}, not {labels!r}")
-    from .pipeline import check_intro_outro
+    from .decode import check_intro_outro
 
     check_intro_outro(intro_outro)
     cl_root = None

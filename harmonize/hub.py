@@ -30,8 +30,10 @@ STAGES = ("chord", "accompaniment")
 DEFAULT_DECODING = {
     "threshold": 0.5, "gap": 1, "change_penalty": 2.0, "offbar_penalty": 1.0, "none_penalty": 3.0,
     "key_weight": 1.0, "prior_weight": 0.0, "chord_window_bars": 16,
-    # no chord and no accompaniment before the melody's first note and after its last
-    "melody_span_nc": False,
+    # before the melody's first note and after its last: play (chords and accompaniment), rest (neither), auto
+    # (rest, but an intro or outro of 2+ bars plays; decode.chord_span). Older folders' "melody_span_nc": true
+    # reads as rest, false as play
+    "intro_outro": "play",
     # pull of repeated melody bars' chord emissions towards their mean (0 = off, 1 = identical)
     "rep_weight": 0.0,
     # bonus for the tonic chord under the melody's final note (half of it for V before)
@@ -217,12 +219,27 @@ _DECODING_RANGES = {"threshold": (0.0, 1.0), "gap": (0, 10_000), "chord_window_b
 
 
 def validate_decoding(decoding, path: Path) -> dict:
-    """``harmonizer.json``'s ``decoding`` object, checked: known keys, numbers of the right type, in range."""
+    """``harmonizer.json``'s ``decoding`` object, checked: known keys, numbers of the right type, in range, a
+    setting of choices one of them (an older folder's ``melody_span_nc`` switch read as ``intro_outro``)."""
     if not isinstance(decoding, dict):
         raise StripeError(f"decoding must be a JSON object, not {type(decoding).__name__}", path)
+    from .decode import INTRO_OUTRO
+
+    choices = {"intro_outro": INTRO_OUTRO}  # settings that name one of a few choices
+    if "melody_span_nc" in decoding:
+        legacy = decoding["melody_span_nc"]
+        if not isinstance(legacy, bool):
+            raise StripeError(f"decoding.melody_span_nc must be a bool, not {_short(legacy)}", path)
+        decoding = {"intro_outro": "rest" if legacy else "play",
+                    **{k: v for k, v in decoding.items() if k != "melody_span_nc"}}
     for name, value in decoding.items():
         if name not in DEFAULT_DECODING:
             raise StripeError(f"unknown decoding setting {_short(name)}", path)
+        if name in choices:
+            if not isinstance(value, str) or value not in choices[name]:
+                raise StripeError(f"decoding.{name} must be one of {', '.join(choices[name])}, not "
+                                  f"{_short(value)}", path)
+            continue
         default = DEFAULT_DECODING[name]
         if isinstance(default, bool) or not isinstance(default, int | float):
             ok = isinstance(value, type(default))

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .chords import N_CLASSES
-from .decode import decode_chords, density_probs, melody_span, roll_to_notes
+from .decode import check_intro_outro, chord_span, decode_chords, density_probs, melody_span, roll_to_notes
 from .errors import StripeError
 from .hub import HarmonizerSpec, StageSpec
 from .song import ChordSpan, Key, Note, Song
@@ -26,20 +26,8 @@ class HarmonizeOptions:
     seed: int = 0
     density: float = 1.0  # accompaniment note odds multiplier
     accompaniment: bool = True
-    harmonic_rhythm: str = "auto"  # where chords may change: auto (half, or beat for a hymn tune), bar, half, beat
-    intro_outro: str | None = None  # before the melody's first note / after its last: rest, play; None: the model's
-
-
-INTRO_OUTRO = ("rest", "play")
-
-
-def check_intro_outro(value: str | None) -> str | None:
-    """``--intro-outro``: what the beats before the melody's first note and after its last get: ``rest`` (no
-    chord, no accompaniment), ``play`` (chords and accompaniment, as over the melody), None (the model's
-    ``melody_span_nc``; the bundled model rests)."""
-    if value is not None and value not in INTRO_OUTRO:
-        raise StripeError(f"must be rest or play, not {value!r}", "--intro-outro")
-    return value
+    harmonic_rhythm: str = "auto"  # where chords may change: auto (beat in four, else half), bar, half, beat
+    intro_outro: str | None = None  # before the melody's first note / after its last: rest, play, auto; None: the model's
 
 
 @dataclass
@@ -105,22 +93,23 @@ def stage_sources(spec: HarmonizerSpec) -> dict[str, str]:
 
 
 def structure_decoding(song: Song, decoding: dict, bar_rep: np.ndarray | None = None) -> dict:
-    """``decode_chords`` keyword arguments from the melody and the decoding settings: the melody's span (N
-    outside it), bar-repetition groups, cadence, learnt transitions. ``bar_rep``: ``melody_repetition(song)``
-    when the caller has it already (it is quadratic in the bars)."""
+    """``decode_chords`` keyword arguments from the melody and the decoding settings: the span that gets chords
+    (``intro_outro``; N outside it), bar-repetition groups, cadence, learnt transitions. ``bar_rep``:
+    ``melody_repetition(song)`` when the caller has it already (it is quadratic in the bars)."""
     from .decode import rep_beat_groups
     from .structure import _bar_tokens, melody_repetition
 
     grid = song.grid
     span = melody_span(song.melody)
+    played = chord_span(song.melody, grid.bar_starts, song.n_steps, decoding.get("intro_outro", "play"))
     out: dict = {"transitions": decoding.get("transitions")}
     if decoding.get("melody_fit_weight"):
         from .metrics import melody_per_step
 
         out["melody_steps"] = melody_per_step(song.melody, song.n_steps)
         out["melody_fit_weight"] = decoding["melody_fit_weight"]
-    if span is not None and decoding.get("melody_span_nc"):
-        out["melody_span"] = span
+    if played is not None:
+        out["melody_span"] = played
     if span is not None and decoding.get("cadence_weight"):
         out["cadence_weight"] = decoding["cadence_weight"]
         final = max(song.melody, key=lambda n: (n.end, n.start))
@@ -290,7 +279,10 @@ class Harmonizer:
         grid = song.grid
         if harmonic_rhythm == "auto":
             harmonic_rhythm = auto_harmonic_rhythm(song.melody, grid.beat_starts, grid.bar_starts)
-        allowed = change_points(harmonic_rhythm, grid.beat_starts, grid.bar_starts, melody_span(song.melody))
+        # chords may also change where the no-chord intro and outro end and begin (with chords throughout: where
+        # the melody does)
+        played = chord_span(song.melody, grid.bar_starts, song.n_steps, d["intro_outro"])
+        allowed = change_points(harmonic_rhythm, grid.beat_starts, grid.bar_starts, played or melody_span(song.melody))
         return decode_chords(
             logp, grid.beat_starts, grid.bar_starts, song.n_steps, key=key,
             change_penalty=d["change_penalty"], offbar_penalty=d["offbar_penalty"],
@@ -311,9 +303,7 @@ class Harmonizer:
         from .structure import estimate_key
 
         opts = options or HarmonizeOptions()
-        check_intro_outro(opts.intro_outro)
-        rest_outside = bool(self.decoding.get("melody_span_nc")) if opts.intro_outro is None else opts.intro_outro == "rest"
-        decoding = {**self.decoding, "melody_span_nc": rest_outside}
+        decoding = {**self.decoding, "intro_outro": check_intro_outro(opts.intro_outro) or self.decoding["intro_outro"]}
         timings = {}
         t0 = time.perf_counter()
         key, key_source = (opts.key, "given") if opts.key else (estimate_key(song), "estimated from the melody")
@@ -335,8 +325,8 @@ class Harmonizer:
             from .binarize import binarize_merge
 
             roll = binarize_merge(probs, self.decoding["threshold"], int(self.decoding["gap"]))
-            span = melody_span(song.melody) if rest_outside else None
-            if span is not None:  # no accompaniment before the melody's first note and after its last
+            span = chord_span(song.melody, grid.bar_starts, song.n_steps, decoding["intro_outro"])
+            if span is not None:  # no accompaniment where there are no chords: before the melody, after it
                 roll[:grid.beat_starts[int(np.searchsorted(grid.beat_starts, span[0], "right")) - 1]
                      if grid.beat_starts else 0] = 0
                 roll[span[1]:] = 0

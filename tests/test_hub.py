@@ -115,3 +115,12 @@ def test_assembly_validates_both_stages_before_writing(tmp_path):
         assert (out / stage / "model.safetensors").read_bytes() == (model_dir / stage / "model.safetensors").read_bytes()
     assert json.loads((out / "harmonizer.json").read_text())["decoding"]
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "accompaniment", "chord", "harmonizer.json"]
+
+
+def test_an_older_folders_melody_span_nc_reads_as_intro_outro(tmp_path):
+    from harmonize.hub import validate_decoding
+
+    assert validate_decoding({"melody_span_nc": True, "gap": 2}, tmp_path) == {"intro_outro": "rest", "gap": 2}
+    assert validate_decoding({"melody_span_nc": False}, tmp_path) == {"intro_outro": "play"}
+    # a folder that names both: intro_outro wins
+    assert validate_decoding({"melody_span_nc": True, "intro_outro": "auto"}, tmp_path) == {"intro_outro": "auto"}

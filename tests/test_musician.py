@@ -426,7 +426,7 @@ def test_harmonic_rhythm_unknown_is_one_line_error(model_dir, melody, tmp_path):
 
 def test_intro_outro_unknown_is_one_line_error_and_play_is_accepted(model_dir, melody, tmp_path):
     res = run("harmonize", melody, "-o", tmp_path / "o.mid", "--model", model_dir, "--intro-outro", "loud")
-    one_line_error(res, "--intro-outro", "rest or play")
+    one_line_error(res, "--intro-outro", "rest, play or auto")
     assert not (tmp_path / "o.mid").exists()
     res = run("harmonize", melody, "-o", tmp_path / "o.mid", "--model", model_dir, "--intro-outro", "play", "--json")
     assert res.exit_code == 0, res.output

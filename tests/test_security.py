@@ -135,6 +135,10 @@ BAD_MODELS = {
     "decoding_list": ("harmonizer.json", {"decoding": [1]}, "decoding must be a JSON object"),
     "decoding_threshold": ("harmonizer.json", {"decoding": {"threshold": 7}}, "decoding.threshold"),
     "decoding_unknown": ("harmonizer.json", {"decoding": {"colour": 1}}, "unknown decoding setting"),
+    "decoding_intro_outro": ("harmonizer.json", {"decoding": {"intro_outro": "loud"}},
+                             "decoding.intro_outro must be one of rest, play, auto"),
+    "decoding_melody_span_nc": ("harmonizer.json", {"decoding": {"melody_span_nc": 1}},
+                                "decoding.melody_span_nc must be a bool"),
     "header_past_end": ("chord/model.safetensors", "\xff" * 16, "cannot load model weights"),
     "extra_tensor_shape": ("chord/config.json", _set(n_in=99), "cannot load model weights"),
 }
