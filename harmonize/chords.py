@@ -192,14 +192,22 @@ def chord_from_pitch_classes(pcs: set[int] | frozenset[int]) -> Chord:
     return best
 
 
-def chord_on_root(root: int, pcs: set[int]) -> Chord:
-    """The chord on ``root`` that the pitch classes ``pcs`` spell: the largest vocabulary quality on that root
-    whose tones all sound (Dai et al.'s ``maj(9)`` -> maj, not the dominant 9th; POP909-CL's block C E G B D
-    -> Cmaj7, not Em7), ties to the commoner (earlier) quality; else the closest one."""
+def sounding_chord_on(root: int, pcs: set[int]) -> Chord | None:
+    """The largest vocabulary chord on ``root`` whose tones all sound in the pitch classes ``pcs`` (Dai et
+    al.'s ``maj(9)`` -> maj, not the dominant 9th; POP909-CL's block C E G B D -> Cmaj7, not Em7), ties to
+    the commoner (earlier) quality; None when no vocabulary chord on ``root`` sounds."""
     rel = {(p - root) % 12 for p in pcs}
     inside = [q for q, iv in QUALITY_INTERVALS.items() if set(iv) <= rel]
-    if inside:
-        return Chord(root, max(inside, key=lambda q: len(QUALITY_INTERVALS[q])))
+    return Chord(root, max(inside, key=lambda q: len(QUALITY_INTERVALS[q]))) if inside else None
+
+
+def chord_on_root(root: int, pcs: set[int]) -> Chord:
+    """The chord on ``root`` that the pitch classes ``pcs`` spell: ``sounding_chord_on``, else the vocabulary
+    quality on that root closest to them."""
+    sounding = sounding_chord_on(root, pcs)
+    if sounding is not None:
+        return sounding
+    rel = {(p - root) % 12 for p in pcs}
     best, best_score = "maj", -99.0
     for quality, intervals in QUALITY_INTERVALS.items():
         q = set(intervals)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..chords import QUALITY_INTERVALS, Chord, chord_from_pitch_classes, chord_on_root
+from ..chords import Chord, chord_from_pitch_classes, sounding_chord_on
 from ..errors import StripeError
 from ..song import ChordSpan, Grid
 
@@ -42,10 +42,8 @@ def block_chord(pitches) -> Chord:
     """The chord of a block of MIDI pitches: on the bass when a vocabulary chord on it sounds (extensions
     allowed: C E G B D is Cmaj7, not Em7), else the closest template."""
     pcs = {int(p) % 12 for p in pitches}
-    bass = int(min(pitches)) % 12
-    if any(set(iv) <= {(p - bass) % 12 for p in pcs} for iv in QUALITY_INTERVALS.values()):
-        return chord_on_root(bass, pcs)
-    return chord_from_pitch_classes(pcs)
+    on_bass = sounding_chord_on(int(min(pitches)) % 12, pcs)
+    return on_bass if on_bass is not None else chord_from_pitch_classes(pcs)
 
 
 def time_map(cl_midi: Path, song_midi: Path, min_share: float = MIN_MATCHED_SHARE):
