@@ -144,8 +144,8 @@ def harmonize(
     no_accompaniment: bool = typer.Option(False, "--no-accompaniment", help="Same as --chords-only."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     threads: int = typer.Option(
-        1, "--threads", min=0, help="CPU threads for the model (0: torch's default). One is fastest for this "
-        "small model and stays fast on a busy machine."),
+        1, "--threads", min=0, help="CPU threads for the model (0: torch's default). One stays fast on a busy "
+        "machine; 2 shortens the model's part on an idle one (a 200-bar song: about 0.4 s -> 0.25 s)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing output files."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
     grid: str = typer.Option(
