@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from harmonize.data.pop909 import load_split
-from harmonize.data.pop909_cl import MIN_MATCHED_SHARE, read_cl_chords, time_map
+from harmonize.data.pop909_cl import MIN_MATCHED_SHARE, chords_through, time_map
 from harmonize.errors import StripeError
 from harmonize.metrics import chord_accuracy
 from harmonize.structure import chords_per_step
@@ -38,8 +38,8 @@ def main(argv=None) -> None:
             cl_midi = Path(args.cl) / "POP909_processed" / f"{sid}.mid"
             midi = Path(args.data) / sid / f"{sid}.mid"
             try:
-                _, _, share = time_map(cl_midi, midi, min_share=0.0)
-                spans = read_cl_chords(cl_midi, midi, song.grid, min_share=0.0)
+                cl, to_source, share = time_map(cl_midi, midi, min_share=0.0)  # aligned once: share and chords
+                spans = chords_through(cl, to_source, song.grid, cl_midi)
             except StripeError as err:
                 unread.append(f"{split} {sid}: {err.message}")
                 continue

@@ -128,16 +128,13 @@ def main() -> None:
     args = ap.parse_args()
     grid = {name: tuple(_setting_value(v) for v in values.split(",")) for name, values in
             (item.split("=", 1) for item in args.sweep)} if args.sweep else SWEEP
+    from harmonize.errors import StripeError
     from harmonize.hub import DEFAULT_DECODING
 
     unknown = [name for name in grid if name not in DEFAULT_DECODING and name != "transitions_weight"]
     if unknown:  # a misspelt setting would sweep nothing and print the same figure for every value
-        from harmonize.errors import StripeError
-
         raise StripeError(f"unknown decoding setting {unknown[0]!r}", "--sweep")
     if "beat_window_overlap" in grid:  # the chord stage runs once, before the sweep: it would change nothing
-        from harmonize.errors import StripeError
-
         raise StripeError("beat_window_overlap is read by the chord stage, which runs once before the sweep: set "
                           "it in the model folder's harmonizer.json instead", "--sweep")
 

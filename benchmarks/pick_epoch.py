@@ -15,7 +15,6 @@ on val.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 import time
@@ -64,6 +63,7 @@ def main(argv=None) -> None:
 
     from harmonize.data.pop909 import split_song_ids
     from harmonize.hub import bundled_root
+    from harmonize.model.checkpoint import read_config
     from harmonize.pipeline import Harmonizer
 
     folders = epoch_folders(args.run)
@@ -92,7 +92,7 @@ def main(argv=None) -> None:
             harmonizer = Harmonizer.load(str(h_dir))
             cases = [prepare(root / f"{i:03d}", harmonizer, args.variant, Path(tmp), None) for i in ids]
             result = score(cases, harmonizer, harmonizer.decoding)
-            val = json.loads((folder / "config.json").read_text()).get("meta", {}).get("val", {})
+            val = read_config(folder)[1].get("val", {})  # the checked reader the harmonizer loads with
             per_beat = (f"{val['val_beat_accuracy']:.4f} ({val.get('val_loss', float('nan')):.3f})"
                         if "val_beat_accuracy" in val else "")
             rows.append((label, result))

@@ -279,16 +279,17 @@ class Harmonizer:
         grid = song.grid
         if harmonic_rhythm == "auto":
             harmonic_rhythm = auto_harmonic_rhythm(song.melody, grid.beat_starts, grid.bar_starts)
+        structure = structure_decoding(song, d, bar_rep)
         # chords may also change where the no-chord intro and outro end and begin (with chords throughout: where
         # the melody does)
-        played = chord_span(song.melody, grid.bar_starts, song.n_steps, d["intro_outro"])
-        allowed = change_points(harmonic_rhythm, grid.beat_starts, grid.bar_starts, played or melody_span(song.melody))
+        played = structure.get("melody_span") or melody_span(song.melody)
+        allowed = change_points(harmonic_rhythm, grid.beat_starts, grid.bar_starts, played)
         return decode_chords(
             logp, grid.beat_starts, grid.bar_starts, song.n_steps, key=key,
             change_penalty=d["change_penalty"], offbar_penalty=d["offbar_penalty"],
             none_penalty=d["none_penalty"], key_weight=d["key_weight"], prior_weight=prior_weight(song, d),
             temperature=temperature, rng=np.random.default_rng(seed), change_allowed=allowed,
-            corpus_prior_weight=d["corpus_prior_weight"], **structure_decoding(song, d, bar_rep))
+            corpus_prior_weight=d["corpus_prior_weight"], **structure)
 
     @torch.inference_mode()
     def accompaniment_logits(self, enc, lo: int, hi: int) -> np.ndarray:

@@ -95,6 +95,12 @@ def read_cl_chords(cl_midi: Path, song_midi: Path, grid: Grid,
                    min_share: float = MIN_MATCHED_SHARE) -> list[ChordSpan]:
     """POP909-CL's chords for the song of ``song_midi``, as spans on ``grid`` (POP909's annotated grid)."""
     cl, to_source, _ = time_map(Path(cl_midi), Path(song_midi), min_share)
+    return chords_through(cl, to_source, grid, cl_midi)
+
+
+def chords_through(cl, to_source, grid: Grid, cl_midi: Path) -> list[ChordSpan]:
+    """The block chords of ``cl`` (the POP909-CL file ``cl_midi``, read by ``time_map``) through its time map
+    ``to_source``, as spans on ``grid``."""
     # the chord track: named "chords" (some files call it "MIDI 01"), else the one track besides "piano"
     others = [i for i in cl.instruments if i.name.strip().lower() != "piano" and i.notes]
     named = [i for i in others if i.name.strip().lower() == "chords"]
